@@ -1,0 +1,1 @@
+"""certapi: a spec-first partner-certification API (JourneyBee v1 contract)."""

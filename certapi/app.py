@@ -1,0 +1,136 @@
+"""The application factory: openapi.yaml routed by Connexion into the handlers."""
+import json
+import logging
+from pathlib import Path
+
+import connexion
+import yaml
+from connexion.exceptions import ProblemException
+from connexion.jsonifier import Jsonifier
+from connexion.lifecycle import ConnexionResponse
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from peewee import IntegrityError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
+
+from certapi import auth
+from certapi.config import Settings
+from certapi.errors import BY_STATUS, ApiError, envelope
+from certapi.middleware import AllowedMethods, BodyLimit, RequestLog
+from certapi.validation import VALIDATOR_MAP
+from models.db import database, init_database
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+BASE_PATH = "/v1"
+
+log = logging.getLogger("certapi.error")
+
+# Messages for the statuses Connexion and Starlette raise themselves.
+_FRAMEWORK_MESSAGES = {
+    401: "Missing Authorization header",
+    404: "Not found",
+    415: "Content-Type must be application/json",
+}
+
+
+def load_spec() -> dict:
+    with SPEC_PATH.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def _response(status: int, code: str, message: str, headers: dict | None = None):
+    return ConnexionResponse(
+        status_code=status, content_type="application/json",
+        body=json.dumps(envelope(code, message)), headers=dict(headers or {}),
+    )
+
+
+def _from_status(status: int, message: str, headers=None):
+    if status == 400:  # Connexion's validation problems: the contract calls them 422
+        status = 422
+    cls = BY_STATUS.get(status)
+    if cls is None:
+        log.error("unexpected framework status %s: %s", status, message)
+        return _response(500, "internal_error", "Internal server error")
+    return _response(status, cls.code, message, headers)
+
+
+def on_api_error(_request, exc: ApiError):
+    return _response(exc.status, exc.code, exc.message, exc.headers)
+
+
+def on_problem(_request, exc: ProblemException):
+    message = _FRAMEWORK_MESSAGES.get(exc.status) or exc.detail or exc.title or "Error"
+    return _from_status(exc.status, message, exc.headers)
+
+
+def on_http_exception(_request, exc: HTTPException):
+    message = _FRAMEWORK_MESSAGES.get(exc.status_code) or exc.detail
+    return _from_status(exc.status_code, message, exc.headers)
+
+
+def on_unhandled(_request, exc: Exception):
+    log.error("unhandled error", exc_info=exc)
+    return _response(500, "internal_error", "Internal server error")
+
+
+def _install_flask_hooks(flask_app) -> None:
+    """Errors raised inside handlers are answered by Flask itself, on the handler's thread."""
+
+    @flask_app.before_request
+    def _connect():
+        database.connect(reuse_if_open=True)
+
+    def as_flask(status, code, message, headers=None):
+        return envelope(code, message), status, headers or {}
+
+    @flask_app.errorhandler(ApiError)
+    def _api_error(exc):
+        return as_flask(exc.status, exc.code, exc.message, exc.headers)
+
+    @flask_app.errorhandler(IntegrityError)
+    def _integrity(exc):
+        # A uniqueness or reference rule held by the database; handlers check the common
+        # cases first, so this is the race between two requests.
+        log.info("integrity conflict: %s", exc)
+        return as_flask(409, "conflict", "The change conflicts with the current state; retry")
+
+    @flask_app.errorhandler(Exception)
+    def _unhandled(exc):
+        if isinstance(exc, (OperationalError, InterfaceError)) and not database.is_closed():
+            database.close()  # a broken connection must not serve the next request
+        log.error("unhandled error", exc_info=exc)
+        return as_flask(500, "internal_error", "Internal server error")
+
+
+def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
+    settings = settings or Settings()
+    init_database(settings.database_url)
+    auth.configure(settings.key_cache_seconds)
+    spec = load_spec()
+
+    app = connexion.FlaskApp(
+        __name__,
+        specification_dir=str(SPEC_PATH.parent),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        validator_map=VALIDATOR_MAP,
+        jsonifier=Jsonifier(json, separators=(",", ":")),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+    )
+    app.add_api(spec, base_path=BASE_PATH)
+    _install_flask_hooks(app.app)
+
+    app.add_error_handler(ApiError, on_api_error)
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(HTTPException, on_http_exception)
+    app.add_error_handler(Exception, on_unhandled)
+
+    # Added in this order, each lands just before routing/exception handling, so the
+    # outermost is RequestLog, then the 405 and size checks inside the error handlers.
+    app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING,
+                       base_path=BASE_PATH, paths=spec["paths"])
+    app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,
+                       max_bytes=settings.max_body_bytes)
+    return app

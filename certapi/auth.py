@@ -1,0 +1,74 @@
+"""API-key authentication: the spec's ``x-apikeyInfoFunc`` and the caller's account.
+
+Connexion runs security functions on the event loop, so the database lookup runs in a
+worker thread and verified keys are cached for ``key_cache_seconds``: the common case
+costs one SHA-256 and a dict lookup.
+"""
+import asyncio
+import time
+
+from connexion.context import context
+
+from certapi.errors import Forbidden, Unauthorized
+from models.account import ApiKey, hash_key
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SCHEMES = {"bearer", "api-key"}
+_CACHE_LIMIT = 10_000
+
+_cache: dict[str, tuple[float, dict]] = {}
+cache_seconds = 5.0
+
+
+def configure(key_cache_seconds: float) -> None:
+    global cache_seconds
+    cache_seconds = key_cache_seconds
+    _cache.clear()
+
+
+def parse_authorization(header: str) -> str | None:
+    """``Bearer <key>`` or ``Api-Key <key>`` (scheme case-insensitive) → the key."""
+    scheme, _, key = header.strip().partition(" ")
+    key = key.strip()
+    if scheme.lower() not in SCHEMES or not key or " " in key:
+        return None
+    return key
+
+
+def _lookup(key: str) -> dict | None:
+    row = ApiKey.find_active(key)
+    if row is None:
+        return None
+    return {"sub": row.account_id, "account_uuid": row.account_id,
+            "permission": row.permission, "key_id": row.uuid}
+
+
+async def _verified(key: str) -> dict | None:
+    digest = hash_key(key)
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    info = await asyncio.to_thread(_lookup, key)
+    if info is not None and cache_seconds > 0:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[digest] = (now + cache_seconds, info)
+    return info
+
+
+async def authenticate(api_key: str, request) -> dict:
+    key = parse_authorization(api_key)
+    if key is None:
+        raise Unauthorized('Authorization header must be "Bearer <api_key>" or "Api-Key <api_key>"')
+    info = await _verified(key)
+    if info is None:
+        raise Unauthorized("Unknown or revoked API key")
+    if request.method not in READ_METHODS and info["permission"] != "write":
+        raise Forbidden("This API key is read-only")
+    return info
+
+
+def account_uuid() -> str:
+    """The account of the key that authenticated the current request."""
+    return context["token_info"]["account_uuid"]

@@ -1,0 +1,136 @@
+"""The `certapi` command: serve, migrate, and operator tasks on accounts and keys."""
+import argparse
+import os
+import sys
+
+from models.db import DEFAULT_DATABASE_URL
+
+
+def _database(args) -> None:
+    from models.db import init_database
+
+    if getattr(args, "database_url", None):
+        os.environ["DATABASE_URL"] = args.database_url  # workers read the same setting
+    init_database()
+
+
+def cmd_migrate(args) -> int:
+    from models.migrate import migrate
+
+    _database(args)
+    applied = migrate()
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from models.migrate import migrate
+
+    _database(args)
+    migrate()
+    if args.demo:
+        from certapi.demo import demo_key
+
+        key = demo_key()
+        base = f"http://{args.host}:{args.port}/v1"
+        print(f"\n  Demo API key (write): {key}\n  Swagger UI:           {base}/ui/\n"
+              f"  Try: curl -H 'Authorization: Bearer {key}' {base}/certifications\n", flush=True)
+    uvicorn.run("certapi.app:create_app", factory=True, host=args.host, port=args.port,
+                access_log=False, log_level=args.log_level)
+    return 0
+
+
+def cmd_accounts_create(args) -> int:
+    from models import Account
+
+    _database(args)
+    print(Account.create(name=args.name).uuid)
+    return 0
+
+
+def cmd_keys_create(args) -> int:
+    from models import Account, ApiKey
+
+    _database(args)
+    account = Account.get_or_none(Account.uuid == args.account_uuid.lower())
+    if account is None:
+        print(f"error: no account {args.account_uuid}", file=sys.stderr)
+        return 1
+    _, plain = ApiKey.issue(account, args.permission)
+    print(plain)
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    from models import ApiKey
+
+    _database(args)
+    keys = ApiKey.select().where(ApiKey.account == args.account_uuid.lower()).order_by(ApiKey.created_at)
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if key.revoked_at else "active"
+        print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  {state}")
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    from models import ApiKey
+    from models.base import utcnow
+
+    _database(args)
+    rows = (ApiKey.update(revoked_at=utcnow())
+            .where((ApiKey.uuid == args.key_id.lower()) & ApiKey.revoked_at.is_null())
+            .execute())
+    if not rows:
+        print(f"error: no active key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certapi", description=__doc__)
+    db_help = f"database URL (default: $DATABASE_URL or {DEFAULT_DATABASE_URL})"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", help=db_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--demo", action="store_true",
+                       help="create the demo account on first start and print a write key")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", parents=[common], help="apply pending schema migrations") \
+        .set_defaults(func=cmd_migrate)
+
+    accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(
+        dest="action", required=True)
+    create = accounts.add_parser("create", parents=[common], help="create an account, print its uuid")
+    create.add_argument("name")
+    create.set_defaults(func=cmd_accounts_create)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    kcreate = keys.add_parser("create", parents=[common], help="create a key, print it once")
+    kcreate.add_argument("account_uuid")
+    kcreate.add_argument("--permission", choices=["read", "write"], default="write")
+    kcreate.set_defaults(func=cmd_keys_create)
+    klist = keys.add_parser("list", parents=[common], help="list an account's keys")
+    klist.add_argument("account_uuid")
+    klist.set_defaults(func=cmd_keys_list)
+    krevoke = keys.add_parser("revoke", parents=[common], help="revoke a key by its id")
+    krevoke.add_argument("key_id")
+    krevoke.set_defaults(func=cmd_keys_revoke)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Settings, read from the environment so every worker process sees the same ones."""
+import os
+from dataclasses import dataclass, field
+
+from models.db import database_url
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=database_url)
+    # Bodies above this many bytes are refused with 413 before anything parses them.
+    max_body_bytes: int = field(default_factory=lambda: _int_env("CERTAPI_MAX_BODY_BYTES", 1 << 20))
+    # How long a verified key is trusted without asking the database again; a revoked
+    # key stops working within this many seconds in every worker.
+    key_cache_seconds: int = field(default_factory=lambda: _int_env("CERTAPI_KEY_CACHE_SECONDS", 5))
+    # Checking every response against the spec costs time; on in tests, off by default.
+    validate_responses: bool = field(
+        default_factory=lambda: _bool_env("CERTAPI_VALIDATE_RESPONSES", False)
+    )

@@ -1,0 +1,135 @@
+"""ASGI middleware around Connexion's stack: request ids and the access log, body-size
+limits, and 405s whose ``Allow`` lists every method of the path."""
+import logging
+import re
+import time
+import traceback
+import uuid
+
+from certapi.errors import MethodNotAllowed, PayloadTooLarge, ValidationFailed, envelope_bytes
+
+access_log = logging.getLogger("certapi.access")
+error_log = logging.getLogger("certapi.error")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _header(scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value
+    return None
+
+
+class RequestLog:
+    """Outermost layer: gives every request an id, logs one line when it ends, and turns
+    anything that escaped every error handler into the 500 envelope."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = _header(scope, b"x-request-id")
+        given = given.decode("latin-1") if given else ""
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        id_header = (b"x-request-id", request_id.encode())
+        started = time.perf_counter()
+        status = 500
+        sent_start = False
+
+        async def send_with_id(message):
+            nonlocal status, sent_start
+            if message["type"] == "http.response.start":
+                sent_start = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            error_log.error("unhandled error request_id=%s\n%s", request_id, traceback.format_exc())
+            if not sent_start:
+                await _send_error(send, 500, "internal_error", "Internal server error", [id_header])
+        finally:
+            access_log.info(
+                "%s %s %s %.1fms request_id=%s",
+                scope["method"], scope["path"], status,
+                (time.perf_counter() - started) * 1000, request_id,
+            )
+
+
+async def _send_error(send, status, code, message, headers=()):
+    body = envelope_bytes(code, message)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Refuses bodies over ``max_bytes`` (413), by Content-Length up front and by counting
+    when the body streams without one."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = PayloadTooLarge(f"Request body is larger than {self.max_bytes} bytes")
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise ValidationFailed("header/Content-Length: Must be a whole number of bytes")
+            if int(declared) > self.max_bytes:
+                raise too_large
+        seen = 0
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise too_large
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+def _template_regex(path: str) -> re.Pattern:
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile("^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+class AllowedMethods:
+    """Answers a known path called with a method it lacks: 405 with the full ``Allow``.
+
+    Connexion's router only knows the methods of the first route it matched."""
+
+    def __init__(self, app, base_path: str, paths: dict):
+        self.app = app
+        verbs = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+        self.routes = [
+            (_template_regex(base_path + path), sorted(m.upper() for m in item if m in verbs))
+            for path, item in paths.items()
+        ]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for pattern, methods in self.routes:
+                if pattern.match(scope["path"]):
+                    if scope["method"] not in methods:
+                        allow = ", ".join(methods)
+                        raise MethodNotAllowed(
+                            f"{scope['method']} is not allowed here; use {allow}",
+                            headers={"Allow": allow},
+                        )
+                    break
+        await self.app(scope, receive, send)

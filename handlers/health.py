@@ -1,0 +1,13 @@
+from peewee import PeeweeException
+
+from models.db import database
+
+
+def get_health():
+    try:
+        database.execute_sql("SELECT 1")
+    except PeeweeException:
+        if not database.is_closed():
+            database.close()  # reconnect on the next call instead of reusing a dead link
+        return {"status": "unavailable"}, 503
+    return {"status": "ok"}

@@ -1,0 +1,32 @@
+from peewee import CharField, FloatField, ForeignKeyField, IntegerField, TextField
+
+from models.account import Account
+from models.base import TimestampedModel, number, rfc3339
+
+STATUSES = ("draft", "published", "archived")
+
+
+class Certification(TimestampedModel):
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    name = CharField(max_length=200)
+    description = TextField(null=True)
+    status = CharField(max_length=16, default="draft")
+    passing_score = FloatField(default=70)
+    max_attempts = IntegerField(null=True)
+    validity_days = IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("account", "created_at", "uuid"), False),)
+
+    def as_json(self) -> dict:
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "description": self.description,
+            "status": self.status,
+            "passing_score": number(self.passing_score),
+            "max_attempts": self.max_attempts,
+            "validity_days": self.validity_days,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }

@@ -1,0 +1,74 @@
+from peewee import (
+    BooleanField, CharField, DateTimeField, FloatField, ForeignKeyField, IntegerField,
+)
+
+from models.account import Account
+from models.base import BaseModel, number, rfc3339, utcnow
+from models.certification import Certification
+from models.partner import Partner
+from models.user import User
+
+# An enrollment in one of these states blocks a new one for the same user and
+# certification; the partial unique index in the migrations enforces it.
+ACTIVE_STATUSES = ("enrolled", "in_progress", "completed")
+
+
+class Enrollment(BaseModel):
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    certification = ForeignKeyField(Certification, column_name="certification_uuid")
+    user = ForeignKeyField(User, column_name="user_uuid")
+    partner = ForeignKeyField(Partner, null=True, column_name="partner_uuid")
+    status = CharField(max_length=16, default="enrolled")
+    progress_percentage = FloatField(default=0)
+    enrolled_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    completed_at = DateTimeField(null=True)
+    assessment_attempts = IntegerField(default=0)
+    assessment_best_score = FloatField(null=True)
+    assessment_passed = BooleanField(null=True)
+    expires_at = DateTimeField(null=True)
+    # Bumped on every change: an update names the version it read, so two concurrent
+    # read-modify-writes cannot both win (see save_if_unchanged).
+    version = IntegerField(default=0)
+
+    class Meta:
+        indexes = (
+            (("certification", "enrolled_at", "uuid"), False),
+            (("user", "enrolled_at", "uuid"), False),
+        )
+
+    LIFECYCLE_FIELDS = (
+        "status", "progress_percentage", "started_at", "completed_at", "assessment_attempts",
+        "assessment_best_score", "assessment_passed", "expires_at",
+    )
+
+    def save_if_unchanged(self) -> bool:
+        """Write the lifecycle fields only if no one else changed the row since it was
+        read (compare-and-set on ``version``); False means re-read and try again."""
+        changes = {getattr(Enrollment, name): getattr(self, name) for name in self.LIFECYCLE_FIELDS}
+        rows = (
+            Enrollment.update({**changes, Enrollment.version: Enrollment.version + 1})
+            .where((Enrollment.uuid == self.uuid) & (Enrollment.version == self.version))
+            .execute()
+        )
+        if rows:
+            self.version += 1
+        return rows == 1
+
+    def as_json(self, user_email: str) -> dict:
+        return {
+            "uuid": self.uuid,
+            "certification_uuid": self.certification_uuid,
+            "user_uuid": self.user_uuid,
+            "user_email": user_email,
+            "partnership_uuid": self.partner_uuid,
+            "status": self.status,
+            "progress_percentage": number(self.progress_percentage),
+            "enrolled_at": rfc3339(self.enrolled_at),
+            "started_at": rfc3339(self.started_at),
+            "completed_at": rfc3339(self.completed_at),
+            "assessment_attempts": self.assessment_attempts,
+            "assessment_best_score": number(self.assessment_best_score),
+            "assessment_passed": self.assessment_passed,
+            "expires_at": rfc3339(self.expires_at),
+        }
