@@ -42,6 +42,9 @@ class TimestampedModel(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
     def save(self, *args, **kwargs):
-        if self._pk is not None and not kwargs.get("force_insert"):
+        if kwargs.get("force_insert"):
+            # The two defaults are computed apart; a new row is updated when it is created.
+            self.updated_at = self.created_at
+        elif self._pk is not None:
             self.updated_at = utcnow()
         return super().save(*args, **kwargs)
