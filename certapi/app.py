@@ -103,8 +103,19 @@ def _install_flask_hooks(flask_app) -> None:
         return as_flask(500, "internal_error", "Internal server error")
 
 
+def configure_logging() -> None:
+    """The access and error logs go to stderr unless the host process set up logging."""
+    logger = logging.getLogger("certapi")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     settings = settings or Settings()
+    configure_logging()
     init_database(settings.database_url)
     auth.configure(settings.key_cache_seconds)
     spec = load_spec()
