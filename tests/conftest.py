@@ -28,6 +28,17 @@ def _operations():
 OPERATIONS = _operations()
 # (operationId, status) pairs some test produced; checked against the spec at the end.
 PRODUCED: set[tuple[str, str]] = set()
+# Well-formed (matches the path pattern) but never issued: a 404 wherever a uuid goes.
+ABSENT_UUID = "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"
+
+
+def expect_error(response, status: int, code: str) -> str:
+    """Assert ``response`` is the error envelope with this status and code; its message."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    return body["error"]["message"]
 
 
 def operation_for(method: str, path: str) -> str | None:

@@ -1,15 +1,7 @@
 """/v1/partners: CRUD, the 409 on deleting a partner in use, its users, and input errors."""
 import pytest
 
-MISSING = "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    return body["error"]["message"]
+from tests.conftest import ABSENT_UUID, expect_error
 
 
 def test_create_returns_resource_with_location_and_nulls(client, tenant):
@@ -56,18 +48,19 @@ def test_get_with_read_key(api, client, tenant):
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 def test_unknown_partner_is_404(client, tenant, method):
     kwargs = {"json": {"name": "X"}} if method == "patch" else {}
-    response = getattr(client, method)(f"/v1/partners/{MISSING}", headers=tenant.headers, **kwargs)
-    assert error(response, 404, "not_found") == "Partner not found"
+    path = f"/v1/partners/{ABSENT_UUID}"
+    response = getattr(client, method)(path, headers=tenant.headers, **kwargs)
+    assert expect_error(response, 404, "not_found") == "Partner not found"
 
 
 def test_unknown_partner_users_is_404(client, tenant):
-    response = client.get(f"/v1/partners/{MISSING}/users", headers=tenant.headers)
-    assert error(response, 404, "not_found") == "Partner not found"
+    response = client.get(f"/v1/partners/{ABSENT_UUID}/users", headers=tenant.headers)
+    assert expect_error(response, 404, "not_found") == "Partner not found"
 
 
 @pytest.mark.parametrize("path", ["/v1/partners/not-a-uuid", "/v1/partners/not-a-uuid/users"])
 def test_malformed_uuid_is_422(client, tenant, path):
-    message = error(client.get(path, headers=tenant.headers), 422, "validation_error")
+    message = expect_error(client.get(path, headers=tenant.headers), 422, "validation_error")
     assert message.startswith("path/uuid: ")
 
 
@@ -106,7 +99,7 @@ def test_update_with_read_key_is_403(api, client, tenant):
     partner = api.partner()
     response = client.patch(f"/v1/partners/{partner['uuid']}", json={"name": "X"},
                             headers=tenant.read_headers)
-    error(response, 403, "forbidden")
+    expect_error(response, 403, "forbidden")
     assert client.get(f"/v1/partners/{partner['uuid']}", headers=tenant.headers).json() == partner
 
 
@@ -115,19 +108,21 @@ def test_delete_then_gone(api, client, tenant):
     response = client.delete(f"/v1/partners/{partner['uuid']}", headers=tenant.headers)
     assert response.status_code == 204
     assert response.content == b""
-    error(client.get(f"/v1/partners/{partner['uuid']}", headers=tenant.headers), 404, "not_found")
-    error(client.delete(f"/v1/partners/{partner['uuid']}", headers=tenant.headers), 404, "not_found")
+    path = f"/v1/partners/{partner['uuid']}"
+    expect_error(client.get(path, headers=tenant.headers), 404, "not_found")
+    expect_error(client.delete(path, headers=tenant.headers), 404, "not_found")
 
 
 def test_delete_refused_while_users_refer(api, client, tenant):
     partner = api.partner()
     user = api.user(partnership_uuid=partner["uuid"])
     response = client.delete(f"/v1/partners/{partner['uuid']}", headers=tenant.headers)
-    assert "users" in error(response, 409, "conflict")
+    assert "users" in expect_error(response, 409, "conflict")
     assert client.get(f"/v1/partners/{partner['uuid']}", headers=tenant.headers).status_code == 200
     # Once the user is gone the partner can go too.
     assert client.delete(f"/v1/users/{user['uuid']}", headers=tenant.headers).status_code == 204
-    assert client.delete(f"/v1/partners/{partner['uuid']}", headers=tenant.headers).status_code == 204
+    assert client.delete(f"/v1/partners/{partner['uuid']}",
+                         headers=tenant.headers).status_code == 204
 
 
 def test_delete_refused_while_enrollments_refer(api, client, tenant):
@@ -139,10 +134,11 @@ def test_delete_refused_while_enrollments_refer(api, client, tenant):
                          headers=tenant.headers)
     assert moved.status_code == 200 and moved.json()["partnership_uuid"] is None
     response = client.delete(f"/v1/partners/{partner['uuid']}", headers=tenant.headers)
-    assert "enrollments" in error(response, 409, "conflict")
+    assert "enrollments" in expect_error(response, 409, "conflict")
     path = f"/v1/certifications/{enrollment['certification_uuid']}/enrollments/{enrollment['uuid']}"
     assert client.delete(path, headers=tenant.headers).status_code == 204
-    assert client.delete(f"/v1/partners/{partner['uuid']}", headers=tenant.headers).status_code == 204
+    assert client.delete(f"/v1/partners/{partner['uuid']}",
+                         headers=tenant.headers).status_code == 204
 
 
 def test_partner_users_lists_only_that_partners_users(api, client, tenant):
@@ -186,7 +182,7 @@ def test_partner_without_users_lists_empty(api, client, tenant):
 ])
 def test_create_rejects_invalid_bodies(client, tenant, payload, message):
     response = client.post("/v1/partners", json=payload, headers=tenant.headers)
-    assert error(response, 422, "validation_error") == message
+    assert expect_error(response, 422, "validation_error") == message
     listed = client.get("/v1/partners", headers=tenant.headers).json()
     assert listed["pagination"]["total"] == 0
 
@@ -195,7 +191,7 @@ def test_create_rejects_invalid_bodies(client, tenant, payload, message):
     ({}, "body: At least one field is required"),
     ({"name": None}, "body/name: Expected string"),
     ({"name": ""}, "body/name: Must not be empty"),
-    ({"uuid": MISSING}, "body/uuid: Unknown field"),
+    ({"uuid": ABSENT_UUID}, "body/uuid: Unknown field"),
     ({"created_at": "2020-01-01T00:00:00Z"}, "body/created_at: Unknown field"),
     ({"email": False}, "body/email: Expected string"),
 ])
@@ -203,5 +199,5 @@ def test_update_rejects_invalid_bodies(api, client, tenant, payload, message):
     partner = api.partner()
     response = client.patch(f"/v1/partners/{partner['uuid']}", json=payload,
                             headers=tenant.headers)
-    assert error(response, 422, "validation_error") == message
+    assert expect_error(response, 422, "validation_error") == message
     assert client.get(f"/v1/partners/{partner['uuid']}", headers=tenant.headers).json() == partner
