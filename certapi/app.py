@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from certapi import auth
 from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, envelope
-from certapi.middleware import AllowedMethods, BodyLimit, RequestLog
+from certapi.middleware import AllowedMethods, BodyLimit, MediaTypeCase, RequestLog
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
 
@@ -144,4 +144,5 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
                        base_path=BASE_PATH, paths=spec["paths"])
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,
                        max_bytes=settings.max_body_bytes)
+    app.add_middleware(MediaTypeCase, position=MiddlewarePosition.BEFORE_ROUTING)
     return app

@@ -103,6 +103,25 @@ class BodyLimit:
         await self.app(scope, counted_receive, send)
 
 
+class MediaTypeCase:
+    """Lower-cases the media type of ``Content-Type``: it is case-insensitive (RFC 9110
+    §8.3.1) but Connexion matches it as sent, and an ``APPLICATION/JSON`` body would skip
+    validation and reach the handler as raw bytes."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        value = _header(scope, b"content-type") if scope["type"] == "http" else None
+        if value is not None:
+            media_type, sep, params = value.partition(b";")
+            if media_type != media_type.lower():
+                scope = {**scope, "headers": [
+                    (key, media_type.lower() + sep + params if key == b"content-type" else val)
+                    for key, val in scope["headers"]]}
+        await self.app(scope, receive, send)
+
+
 def _template_regex(path: str) -> re.Pattern:
     parts = re.split(r"(\{[^}]+\})", path)
     return re.compile("^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")

@@ -2,8 +2,9 @@
 
 They keep Connexion's validation but (1) name the place of every error the way the
 contract wants (``body/user_uuid: Required``), (2) turn bodies that are not UTF-8 or
-not JSON into 422s instead of 500s, and (3) build each JSON-schema validator once per
-schema instead of once per request.
+not JSON into 422s instead of 500s, (3) build each JSON-schema validator once per
+schema instead of once per request, and (4) make Flask see the body they checked: read
+chunked bodies Connexion would drop, refuse a body with no Content-Type (415).
 """
 import json
 import typing as t
@@ -15,8 +16,9 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import ValidationError
+from starlette.datastructures import Headers, MutableHeaders
 
-from certapi.errors import ValidationFailed
+from certapi.errors import UnsupportedMediaType, ValidationFailed
 
 _validators: dict[int, tuple[dict, Draft4RequestValidator]] = {}
 
@@ -84,12 +86,24 @@ class BodyValidator(JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw.decode(self._encoding))
-        except (UnicodeDecodeError, LookupError):
-            raise ValidationFailed(f"body: Not valid {self._encoding} text")
+            # JSON is UTF-8 (RFC 8259 §8.1): a charset parameter is ignored, so this parser
+            # and Flask's (which reads the same bytes after us) always agree.
+            body = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValidationFailed("body: Not valid UTF-8 text")
         except (json.JSONDecodeError, RecursionError) as exc:
             detail = getattr(exc, "msg", "nested too deeply")
             raise ValidationFailed(f"body: Invalid JSON ({detail})")
+        # Only a \u escape can produce a lone surrogate, which no UTF-8 column or response
+        # can hold; refuse it here rather than fail later with a 500.
+        if b"\\u" in raw:
+            try:
+                bad = _unencodable_place(body)
+            except RecursionError:
+                raise ValidationFailed("body: Invalid JSON (nested too deeply)")
+            if bad is not None:
+                raise ValidationFailed(f"{place('body', bad)}: Not valid Unicode text")
+        return body
 
     def _validate(self, body):
         if body is None:
@@ -100,11 +114,67 @@ class BodyValidator(JSONRequestBodyValidator):
         return body
 
     async def wrap_receive(self, receive, *, scope):
+        if "content-length" not in Headers(scope=scope):
+            # Connexion takes a request without Content-Length (a chunked upload) for one
+            # without a body: read it here (BodyLimit counts it) and pass it on sized.
+            receive, scope = await self._sized(receive, scope)
+        headers = Headers(scope=scope)
+        if "content-type" not in headers and int(headers["content-length"]) > 0:
+            # Connexion would guess JSON, but Flask then hands the handler raw bytes.
+            raise UnsupportedMediaType("Content-Type must be application/json")
         try:
-            return await super().wrap_receive(receive, scope=scope)
+            receive, scope = await super().wrap_receive(receive, scope=scope)
         except BadRequestProblem:
             # Raised by Connexion for an absent body on an operation that requires one.
             raise ValidationFailed("body: Required")
+        # Flask parses the body again, and as JSON only for an exactly lower-case
+        # `application/json`; the body is now known to be UTF-8 JSON, so say just that.
+        return receive, _with_header(scope, "content-type", "application/json")
+
+    async def _sized(self, receive, scope):
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        receive = self._insert_messages(
+            receive, messages=[{"type": "http.request", "body": body, "more_body": False}])
+        # Werkzeug reads nothing of a body still marked chunked.
+        scope = _with_header(scope, "content-length", str(len(body)))
+        del MutableHeaders(scope=scope)["transfer-encoding"]
+        return receive, scope
+
+
+def _with_header(scope, name: str, value: str) -> dict:
+    """A copy of ``scope`` with one header set (the original may be shared upstream)."""
+    scope = {**scope, "headers": list(scope["headers"])}
+    MutableHeaders(scope=scope)[name] = value
+    return scope
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unencodable_place(value, path=()) -> tuple | None:
+    """Path to the first string (value or key) in ``value`` that UTF-8 cannot encode."""
+    if isinstance(value, str):
+        return None if _encodable(value) else path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and not _encodable(key):
+            return (*path, key.encode("utf-8", "backslashreplace").decode())
+        found = _unencodable_place(item, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 class ParamValidator(ParameterValidator):
