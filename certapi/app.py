@@ -77,9 +77,13 @@ def on_unhandled(_request, exc: Exception):
 def _install_flask_hooks(flask_app) -> None:
     """Errors raised inside handlers are answered by Flask itself, on the handler's thread."""
 
-    @flask_app.before_request
-    def _connect():
-        database.connect(reuse_if_open=True)
+    # The first query of a request checks a pooled connection out (autoconnect); the
+    # request hands it back when it ends. Connecting lazily lets /v1/health answer 503
+    # itself while the database is unreachable.
+    @flask_app.teardown_request
+    def _release(_exc):
+        if not database.is_closed():
+            database.close()
 
     def as_flask(status, code, message, headers=None):
         return envelope(code, message), status, headers or {}

@@ -11,6 +11,7 @@ from connexion.context import context
 
 from certapi.errors import Forbidden, Unauthorized
 from models.account import ApiKey, hash_key
+from models.db import database
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCHEMES = {"bearer", "api-key"}
@@ -36,7 +37,10 @@ def parse_authorization(header: str) -> str | None:
 
 
 def _lookup(key: str) -> dict | None:
-    row = ApiKey.find_active(key)
+    # Runs on an executor thread: hand the pooled connection back at once instead of
+    # letting the thread keep it between requests.
+    with database.connection_context():
+        row = ApiKey.find_active(key)
     if row is None:
         return None
     return {"sub": row.account_id, "account_uuid": row.account_id,

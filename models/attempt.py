@@ -1,4 +1,4 @@
-from peewee import BooleanField, DateTimeField, FloatField, ForeignKeyField
+from peewee import BooleanField, DateTimeField, DoubleField, ForeignKeyField
 
 from models.base import BaseModel, number, rfc3339, utcnow
 from models.enrollment import Enrollment
@@ -8,7 +8,7 @@ class AssessmentAttempt(BaseModel):
     enrollment = ForeignKeyField(
         Enrollment, column_name="enrollment_uuid", backref="attempts", on_delete="CASCADE"
     )
-    score = FloatField()
+    score = DoubleField()
     passed = BooleanField()
     submitted_at = DateTimeField(default=utcnow)
 

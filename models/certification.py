@@ -1,4 +1,4 @@
-from peewee import CharField, FloatField, ForeignKeyField, IntegerField, TextField
+from peewee import CharField, DoubleField, ForeignKeyField, IntegerField, TextField
 
 from models.account import Account
 from models.base import TimestampedModel, number, rfc3339
@@ -11,7 +11,7 @@ class Certification(TimestampedModel):
     name = CharField(max_length=200)
     description = TextField(null=True)
     status = CharField(max_length=16, default="draft")
-    passing_score = FloatField(default=70)
+    passing_score = DoubleField(default=70)
     max_attempts = IntegerField(null=True)
     validity_days = IntegerField(null=True)
 

@@ -1,5 +1,5 @@
 from peewee import (
-    BooleanField, CharField, DateTimeField, FloatField, ForeignKeyField, IntegerField,
+    BooleanField, CharField, DateTimeField, DoubleField, ForeignKeyField, IntegerField,
 )
 
 from models.account import Account
@@ -19,12 +19,12 @@ class Enrollment(BaseModel):
     user = ForeignKeyField(User, column_name="user_uuid")
     partner = ForeignKeyField(Partner, null=True, column_name="partner_uuid")
     status = CharField(max_length=16, default="enrolled")
-    progress_percentage = FloatField(default=0)
+    progress_percentage = DoubleField(default=0)
     enrolled_at = DateTimeField(default=utcnow)
     started_at = DateTimeField(null=True)
     completed_at = DateTimeField(null=True)
     assessment_attempts = IntegerField(default=0)
-    assessment_best_score = FloatField(null=True)
+    assessment_best_score = DoubleField(null=True)
     assessment_passed = BooleanField(null=True)
     expires_at = DateTimeField(null=True)
     # Bumped on every change: an update names the version it read, so two concurrent

@@ -9,6 +9,7 @@ from certapi.app import create_app, load_spec
 from certapi.config import Settings
 from models import Account, ApiKey
 from models.migrate import migrate
+from tests.databases import backend, fresh_database
 
 SPEC = load_spec()
 METHODS = ("get", "post", "patch", "put", "delete")
@@ -69,7 +70,10 @@ class RecordingClient:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    """A new empty database for this run: SQLite, or PostgreSQL when
+    $CERTAPI_TEST_DATABASE_URL names a server (see tests/databases.py)."""
+    with fresh_database(backend(), tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
