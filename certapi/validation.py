@@ -55,9 +55,9 @@ def describe(error: ValidationError) -> tuple[list, str]:
     if kind == "pattern":
         return [], "Does not match the expected format"
     if kind == "minimum":
-        return [], f"Must be at least {arg:g}"
+        return [], f"Must be at least {arg}"
     if kind == "maximum":
-        return [], f"Must be at most {arg:g}"
+        return [], f"Must be at most {arg}"
     if kind == "minLength":
         return [], "Must not be empty" if arg == 1 else f"Must be at least {arg} characters"
     if kind == "maxLength":
