@@ -50,13 +50,22 @@ def cmd_accounts_create(args) -> int:
     return 0
 
 
+def _account(account_uuid: str):
+    """The account, or None after telling the operator it does not exist."""
+    from models import Account
+
+    account = Account.get_or_none(Account.uuid == account_uuid.lower())
+    if account is None:
+        print(f"error: no account {account_uuid}", file=sys.stderr)
+    return account
+
+
 def cmd_keys_create(args) -> int:
-    from models import Account, ApiKey
+    from models import ApiKey
 
     _database(args)
-    account = Account.get_or_none(Account.uuid == args.account_uuid.lower())
+    account = _account(args.account_uuid)
     if account is None:
-        print(f"error: no account {args.account_uuid}", file=sys.stderr)
         return 1
     _, plain = ApiKey.issue(account, args.permission)
     print(plain)
@@ -67,7 +76,10 @@ def cmd_keys_list(args) -> int:
     from models import ApiKey
 
     _database(args)
-    keys = ApiKey.select().where(ApiKey.account == args.account_uuid.lower()).order_by(ApiKey.created_at)
+    account = _account(args.account_uuid)
+    if account is None:
+        return 1
+    keys = ApiKey.select().where(ApiKey.account == account).order_by(ApiKey.created_at)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if key.revoked_at else "active"
         print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  {state}")

@@ -1,0 +1,174 @@
+"""The `certapi` command: migrations, accounts and keys. In-process through
+certapi.cli.main (DATABASE_URL set per test), and once as a real subprocess."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from certapi.cli import main
+from models import ApiKey, database
+from models.account import hash_key
+from models.migrations import __path__ as migrations_path
+from tests.conftest import expect_error
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+MIGRATIONS = sorted(p.stem for p in Path(migrations_path[0]).glob("[0-9]*.py"))
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, app):
+    """Run `certapi ARGV...` in-process; returns (exit code, stdout, stderr). The command
+    binds the global database handle to $DATABASE_URL, so the session's is put back after."""
+    bound = database.obj
+
+    def run(*argv, url: str):
+        monkeypatch.setenv("DATABASE_URL", url)
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse refusing the arguments
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    yield run
+    if database.obj is not bound:
+        getattr(database.obj, "close_all", database.obj.close)()
+        database.initialize(bound)
+
+
+@pytest.fixture
+def scratch(tmp_path) -> str:
+    """A fresh SQLite file nobody else uses."""
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def shared(database_url) -> str:
+    """The database the session's app serves, so keys made here authenticate there."""
+    return database_url
+
+
+def test_migrate_applies_everything_then_is_up_to_date(cli, scratch):
+    assert MIGRATIONS, "no migrations found"
+    code, out, err = cli("migrate", url=scratch)
+    assert (code, err) == (0, "")
+    assert out == "applied: " + ", ".join(MIGRATIONS) + "\n"
+    code, out, err = cli("migrate", url=scratch)
+    assert (code, out, err) == (0, "database is up to date\n", "")
+    tables = set(database.get_tables())
+    assert {"account", "api_key", "enrollment"} <= tables, tables
+
+
+def test_database_url_option_wins_over_the_environment(cli, scratch, tmp_path):
+    other = tmp_path / "other.db"
+    code, out, _ = cli("migrate", "--database-url", f"sqlite:///{other}", url=scratch)
+    assert code == 0 and out.startswith("applied: ")
+    assert other.exists() and not (tmp_path / "cli.db").exists()
+
+
+def test_accounts_create_prints_only_a_uuid(cli, scratch):
+    cli("migrate", url=scratch)
+    code, out, err = cli("accounts", "create", "Acme Corp", url=scratch)
+    assert (code, err) == (0, "")
+    assert out.endswith("\n") and out.count("\n") == 1 and UUID.match(out.strip()), out
+    second = cli("accounts", "create", "Acme Corp", url=scratch)[1]
+    assert second != out  # a new account every time
+
+
+@pytest.mark.parametrize("permission", ["read", "write"])
+def test_keys_create_prints_only_the_key_which_authenticates(cli, shared, client, permission):
+    account = cli("accounts", "create", "CLI", url=shared)[1].strip()
+    code, out, err = cli("keys", "create", account, "--permission", permission, url=shared)
+    assert (code, err) == (0, "")
+    key = out.strip()
+    assert out == key + "\n" and " " not in key and len(key) >= 32
+    assert ApiKey.get(ApiKey.key_hash == hash_key(key)).permission == permission
+    for scheme in ("Bearer", "Api-Key"):
+        headers = {"Authorization": f"{scheme} {key}"}
+        assert client.get("/v1/certifications", headers=headers).status_code == 200
+    write = client.post("/v1/partners", json={"name": "From the CLI"}, headers={"Authorization": f"Bearer {key}"})
+    assert write.status_code == (201 if permission == "write" else 403), write.text
+
+
+def test_keys_create_defaults_to_write(cli, shared):
+    account = cli("accounts", "create", "Default", url=shared)[1].strip()
+    key = cli("keys", "create", account, url=shared)[1].strip()
+    assert ApiKey.get(ApiKey.key_hash == hash_key(key)).permission == "write"
+
+
+def test_keys_list_shows_hint_permission_state_never_the_key(cli, shared, client):
+    account = cli("accounts", "create", "Lister", url=shared)[1].strip()
+    write_key = cli("keys", "create", account, url=shared)[1].strip()
+    read_key = cli("keys", "create", account, "--permission", "read", url=shared)[1].strip()
+    code, out, err = cli("keys", "list", account, url=shared)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert len(lines) == 2
+    for line, key, permission in zip(lines, (write_key, read_key), ("write", "read")):
+        row = ApiKey.get(ApiKey.key_hash == hash_key(key))
+        assert line.split()[0] == row.uuid
+        assert row.hint in line and permission in line.split() and line.endswith("active")
+        assert key not in out and key[len(row.hint):] not in out
+
+    key_id = lines[1].split()[0]
+    code, out, err = cli("keys", "revoke", key_id, url=shared)
+    assert (code, err) == (0, "") and key_id in out
+    listed = cli("keys", "list", account, url=shared)[1].splitlines()
+    assert "active" in listed[0] and re.search(r"revoked \d{4}-\d\d-\d\dT[\d:]+Z$", listed[1])
+    # The revoked key stops at once (the test app caches nothing); the other keeps working.
+    response = client.get("/v1/partners", headers={"Authorization": f"Bearer {read_key}"})
+    expect_error(response, 401, "unauthorized")
+    assert client.get("/v1/partners", headers={"Authorization": f"Bearer {write_key}"}).status_code == 200
+
+
+def test_unknown_account_or_key_is_an_error(cli, scratch):
+    cli("migrate", url=scratch)
+    absent = "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"
+    for argv in (("keys", "create", absent), ("keys", "create", "not-a-uuid"),
+                 ("keys", "list", absent), ("keys", "revoke", absent)):
+        code, out, err = cli(*argv, url=scratch)
+        assert code != 0 and out == "" and err.startswith("error: "), (argv, code, out, err)
+
+
+def test_revoking_twice_is_an_error(cli, scratch):
+    cli("migrate", url=scratch)
+    account = cli("accounts", "create", "Twice", url=scratch)[1].strip()
+    cli("keys", "create", account, url=scratch)
+    key_id = cli("keys", "list", account, url=scratch)[1].split()[0]
+    assert cli("keys", "revoke", key_id, url=scratch)[0] == 0
+    code, out, err = cli("keys", "revoke", key_id, url=scratch)
+    assert code != 0 and out == "" and "error" in err
+
+
+def test_bad_arguments_exit_nonzero(cli, scratch):
+    code, out, err = cli("keys", "create", "x", "--permission", "admin", url=scratch)
+    assert code == 2 and "invalid choice" in err
+    assert cli("accounts", url=scratch)[0] == 2
+    assert cli(url=scratch)[0] == 2
+
+
+def test_installed_command_as_a_subprocess(tmp_path):
+    command = Path(sys.executable).with_name("certapi")
+    assert command.exists(), f"{command} is not installed (pip install -e .)"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'sub.db'}"}
+
+    def certapi(*argv):
+        done = subprocess.run([str(command), *argv], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert certapi("migrate").startswith("applied: ")
+    assert certapi("migrate") == "database is up to date\n"
+    account = certapi("accounts", "create", "Subprocess").strip()
+    assert UUID.match(account)
+    key = certapi("keys", "create", account, "--permission", "read").strip()
+    listing = certapi("keys", "list", account)
+    assert "read" in listing and key[:10] in listing and key not in listing
+    assert (tmp_path / "sub.db").exists() and not (tmp_path / "certapi.db").exists()
+    failed = subprocess.run([str(command), "keys", "list", "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert failed.returncode != 0 and failed.stderr.startswith("error: ")
