@@ -201,3 +201,11 @@ def test_update_rejects_invalid_bodies(api, client, tenant, payload, message):
                             headers=tenant.headers)
     assert expect_error(response, 422, "validation_error") == message
     assert client.get(f"/v1/partners/{partner['uuid']}", headers=tenant.headers).json() == partner
+
+
+def test_upper_case_path_uuid_reaches_the_partner(api, client, tenant):
+    partner = api.partner()
+    path = f"/v1/partners/{partner['uuid'].upper()}"
+    assert client.get(path, headers=tenant.headers).json() == partner
+    assert client.get(f"{path}/users", headers=tenant.headers).status_code == 200
+    assert client.delete(path, headers=tenant.headers).status_code == 204

@@ -281,3 +281,19 @@ def test_user_enrollments_bad_status_is_422(api, client, tenant):
                           headers=tenant.headers)
     message = expect_error(response, 422, "validation_error")
     assert message.startswith("query/status: Must be one of")
+
+
+def test_email_filter_takes_an_encoded_plus(api, client, tenant):
+    tagged = api.user(email="ada+certs@acme.example")
+    api.user(email="ada@acme.example")
+    body = client.get("/v1/users?email=ADA%2Bcerts@acme.example", headers=tenant.headers).json()
+    assert [u["uuid"] for u in body["data"]] == [tagged["uuid"]]
+
+
+def test_upper_case_path_uuid_reaches_the_user(api, client, tenant):
+    user = api.user()
+    path = f"/v1/users/{user['uuid'].upper()}"
+    assert client.get(path, headers=tenant.headers).json() == user
+    updated = client.patch(path, json={"first_name": "Ada"}, headers=tenant.headers)
+    assert updated.status_code == 200 and updated.json()["uuid"] == user["uuid"]
+    assert client.delete(path, headers=tenant.headers).status_code == 204
