@@ -24,12 +24,15 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
-
+    from certapi.server import serve
+    from models.db import close_all
     from models.migrate import migrate
 
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
     _database(args)
-    migrate()
+    migrate()  # once, here, before any worker starts
     if args.demo:
         from certapi.demo import demo_key
 
@@ -37,8 +40,8 @@ def cmd_serve(args) -> int:
         base = f"http://{args.host}:{args.port}/v1"
         print(f"\n  Demo API key (write): {key}\n  Swagger UI:           {base}/ui/\n"
               f"  Try: curl -H 'Authorization: Bearer {key}' {base}/certifications\n", flush=True)
-    uvicorn.run("certapi.app:create_app", factory=True, host=args.host, port=args.port,
-                access_log=False, log_level=args.log_level)
+    close_all()  # the workers open their own connections; none may cross a fork
+    serve(args.host, args.port, workers=args.workers, log_level=args.log_level)
     return 0
 
 
@@ -114,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true",
                        help="create the demo account on first start and print a write key")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (default 1: a single uvicorn process; more: "
+                            "gunicorn supervising that many uvicorn workers)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", parents=[common], help="apply pending schema migrations") \

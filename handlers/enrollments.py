@@ -36,10 +36,14 @@ def enrollment_page(where, page, per_page, status=None, user_uuid=None, partners
     return paginate(query, ORDER, page, per_page, render)
 
 
-def find(certification_uuid: str, enrollment_uuid: str) -> Enrollment:
-    """The caller's enrollment, with its user and certification loaded; 404 otherwise."""
+def find(certification_uuid: str, enrollment_uuid: str, lock: bool = False) -> Enrollment:
+    """The caller's enrollment, with its user and certification loaded; 404 otherwise.
+
+    ``lock`` (inside a transaction) locks the enrollment row until commit where the
+    database can (PostgreSQL: FOR UPDATE OF the enrollment alone); SQLite's writers
+    already hold the database's write lock from BEGIN IMMEDIATE."""
     account = account_uuid()
-    enrollment = (
+    query = (
         Enrollment.select(Enrollment, User, Certification)
         .join(User).switch(Enrollment).join(Certification)
         .where(
@@ -47,8 +51,10 @@ def find(certification_uuid: str, enrollment_uuid: str) -> Enrollment:
             & (Enrollment.certification == certification_uuid.lower())
             & (Enrollment.account == account)
         )
-        .first()
     )
+    if lock and database.for_update:
+        query = query.for_update(of=Enrollment)
+    enrollment = query.first()
     if enrollment is None:
         owned(Certification, certification_uuid, "Certification")
         raise NotFound("Enrollment not found")
@@ -56,10 +62,14 @@ def find(certification_uuid: str, enrollment_uuid: str) -> Enrollment:
 
 
 def change(certification_uuid, enrollment_uuid, apply, after=None):
-    """Read, apply a lifecycle rule, and write back unless someone else wrote first."""
+    """Read, apply a lifecycle rule, and write back unless someone else wrote first.
+
+    Concurrent changes to one enrollment queue on its row lock (see ``find``), so each
+    reads what the previous one wrote; the version check is the backstop that turns any
+    interleaving the lock did not prevent into a retry, never a lost update."""
     for _ in range(CHANGE_ROUNDS):
         with database.atomic():
-            enrollment = find(certification_uuid, enrollment_uuid)
+            enrollment = find(certification_uuid, enrollment_uuid, lock=True)
             try:
                 result = apply(enrollment)
             except lifecycle.TransitionRefused as refused:

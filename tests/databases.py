@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
+from playhouse.db_url import connect
 
 SERVER_ENV = "CERTAPI_TEST_DATABASE_URL"
 NO_SERVER = (f"PostgreSQL variant not run: ${SERVER_ENV} is not set "
@@ -62,3 +63,15 @@ def fresh_database(kind: str, tmp_dir: Path, label: str = "test"):
     finally:
         # FORCE: the app under test may still hold pooled connections.
         _on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def query(url: str, sql: str, *params) -> list[tuple]:
+    """Rows of ``sql`` (``?`` placeholders; a write commits at once) on the database at
+    ``url``, over a connection of its own: what is really stored, whatever the server
+    under test says."""
+    db = connect(url)
+    try:
+        cursor = db.execute_sql(sql.replace("?", db.param), params)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        db.close()

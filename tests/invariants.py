@@ -1,0 +1,47 @@
+"""What must hold in the stored data whatever interleaving or crash produced it. Each
+check is a query for rows that break a rule, so a failure names them."""
+from tests.databases import query
+
+# (rule, SQL selecting the rows that break it)
+RULES = [
+    ("every attempt belongs to an enrollment",
+     "SELECT a.uuid FROM assessment_attempt a LEFT JOIN enrollment e "
+     "ON e.uuid = a.enrollment_uuid WHERE e.uuid IS NULL"),
+    ("assessment_attempts equals the number of attempt rows",
+     "SELECT e.uuid FROM enrollment e WHERE e.assessment_attempts <> "
+     "(SELECT COUNT(*) FROM assessment_attempt a WHERE a.enrollment_uuid = e.uuid)"),
+    ("assessment_best_score is the best attempt's score",
+     "SELECT e.uuid FROM enrollment e WHERE COALESCE(e.assessment_best_score, -1) <> "
+     "COALESCE((SELECT MAX(a.score) FROM assessment_attempt a "
+     "WHERE a.enrollment_uuid = e.uuid), -1)"),
+    ("attempts never exceed max_attempts",
+     "SELECT e.uuid FROM enrollment e JOIN certification c ON c.uuid = e.certification_uuid "
+     "WHERE c.max_attempts IS NOT NULL AND e.assessment_attempts > c.max_attempts"),
+    ("completed exactly when one attempt passed, with progress 100 and completed_at",
+     "SELECT e.uuid FROM enrollment e WHERE "
+     "(SELECT COUNT(*) FROM assessment_attempt a WHERE a.enrollment_uuid = e.uuid AND a.passed) "
+     "<> (CASE WHEN e.status = 'completed' THEN 1 ELSE 0 END) "
+     "OR (e.status = 'completed' AND (e.progress_percentage <> 100 OR e.completed_at IS NULL))"),
+    ("failed only when every allowed attempt was used",
+     "SELECT e.uuid FROM enrollment e JOIN certification c ON c.uuid = e.certification_uuid "
+     "WHERE e.status = 'failed' AND (c.max_attempts IS NULL "
+     "OR e.assessment_attempts <> c.max_attempts OR e.completed_at IS NOT NULL)"),
+    ("started once anything happened",
+     "SELECT e.uuid FROM enrollment e WHERE (e.status = 'enrolled') <> (e.started_at IS NULL)"),
+    ("at most one live enrollment per user and certification",
+     "SELECT certification_uuid, user_uuid FROM enrollment WHERE status <> 'failed' "
+     "GROUP BY certification_uuid, user_uuid HAVING COUNT(*) > 1"),
+]
+
+
+def violations(url: str) -> dict[str, list]:
+    """Rule → offending rows, for every rule some row breaks; SQLite's own integrity and
+    foreign-key checks included."""
+    found = {rule: rows for rule, sql in RULES if (rows := query(url, sql))}
+    if url.startswith("sqlite"):
+        integrity = query(url, "PRAGMA integrity_check")
+        if integrity != [("ok",)]:
+            found["PRAGMA integrity_check"] = integrity
+        if fk := query(url, "PRAGMA foreign_key_check"):
+            found["PRAGMA foreign_key_check"] = fk
+    return found

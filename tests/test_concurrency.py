@@ -1,0 +1,218 @@
+"""Simultaneous requests against a real 4-worker server (gunicorn + uvicorn workers) on
+SQLite and on PostgreSQL: the database, not luck, keeps the rules."""
+import asyncio
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from peewee import IntegrityError
+
+from tests.databases import backends, fresh_database, query
+from tests.invariants import violations
+from tests.live_server import LiveServer, new_account
+from tests.load import CONNECTIONS, client, send, storm
+
+WORKERS = 4
+
+
+@dataclass
+class Live:
+    server: LiveServer
+    database_url: str
+    headers: dict
+
+    def post(self, path: str, body: dict) -> dict:
+        response = httpx.post(self.server.url + path, json=body, headers=self.headers, timeout=30)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def storm(self, requests: list[tuple]) -> list:
+        return storm(self.server.url, self.headers, requests)
+
+    def certification(self, **fields) -> dict:
+        return self.post("/v1/certifications", {"name": "Race", "status": "published", **fields})
+
+    def user(self) -> dict:
+        return self.post("/v1/users", {"email": f"{uuid.uuid4().hex}@example.com"})
+
+    def enrollment(self, certification: dict) -> dict:
+        return self.post(f"/v1/certifications/{certification['uuid']}/enrollments",
+                         {"user_uuid": self.user()["uuid"]})
+
+
+@pytest.fixture(scope="module", params=backends())
+def live(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"live-{request.param}")
+    with fresh_database(request.param, tmp, "concurrency") as url:
+        server = LiveServer(url, tmp / "server.log", workers=WORKERS).start()
+        try:
+            assert len(server.worker_pids()) == WORKERS
+            yield Live(server, url, new_account(url))
+            assert violations(url) == {}
+            assert_clean_log(server.log())
+        finally:
+            server.kill()
+
+
+def assert_clean_log(log: str) -> None:
+    for bad in ("database is locked", "Traceback", "unhandled error", " 500 "):
+        assert bad not in log, f"server log has {bad!r}:\n{log[-4000:]}"
+
+
+def statuses(responses) -> Counter:
+    for response in responses:
+        assert isinstance(response, httpx.Response), f"transport failure: {response!r}"
+    return Counter(response.status_code for response in responses)
+
+
+def enrollment_path(enrollment: dict) -> str:
+    return f"/v1/certifications/{enrollment['certification_uuid']}/enrollments/{enrollment['uuid']}"
+
+
+def test_identical_enrollments_create_exactly_one(live):
+    certification = live.certification()
+    path = f"/v1/certifications/{certification['uuid']}/enrollments"
+    # The window between two requests' check and insert is short: several rounds make
+    # hitting it likely (without the unique index, PostgreSQL shows duplicates here).
+    for _ in range(6):
+        user = live.user()
+        responses = live.storm([("POST", path, {"user_uuid": user["uuid"]})] * CONNECTIONS)
+        assert statuses(responses) == {201: 1, 409: CONNECTIONS - 1}
+        assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"conflict"}
+        stored = query(live.database_url, "SELECT uuid FROM enrollment "
+                       "WHERE certification_uuid = ? AND user_uuid = ?",
+                       certification["uuid"], user["uuid"])
+        winner = next(r.json() for r in responses if r.status_code == 201)
+        assert stored == [(winner["uuid"],)]
+
+
+def test_the_database_itself_refuses_a_second_live_enrollment(live):
+    """The partial unique index, independent of timing: beside a live enrollment the
+    database refuses another live one and accepts a failed one (history)."""
+    existing = live.enrollment(live.certification())
+    insert = ("INSERT INTO enrollment (uuid, account_id, certification_uuid, user_uuid, status, "
+              "progress_percentage, enrolled_at, assessment_attempts, version) "
+              "SELECT ?, account_id, certification_uuid, user_uuid, ?, 0, enrolled_at, 0, 0 "
+              "FROM enrollment WHERE uuid = ?")
+    for status in ("enrolled", "in_progress", "completed"):
+        with pytest.raises(IntegrityError):
+            query(live.database_url, insert, str(uuid.uuid4()), status, existing["uuid"])
+    failed = str(uuid.uuid4())
+    query(live.database_url, insert, failed, "failed", existing["uuid"])
+    query(live.database_url, "DELETE FROM enrollment WHERE uuid = ?", failed)
+
+
+def attempt_storm(live, certification, scores):
+    enrollment = live.enrollment(certification)
+    path = enrollment_path(enrollment) + "/assessment-attempts"
+    responses = live.storm([("POST", path, {"score": score}) for score in scores])
+    counts = statuses(responses)
+    accepted = [r.json() for r in responses if r.status_code == 201]
+    stored = query(live.database_url,
+                   "SELECT status, assessment_attempts, assessment_best_score, assessment_passed "
+                   "FROM enrollment WHERE uuid = ?", enrollment["uuid"])[0]
+    rows = query(live.database_url, "SELECT uuid FROM assessment_attempt WHERE enrollment_uuid = ?",
+                 enrollment["uuid"])
+    assert {a["uuid"] for a in accepted} == {uuid for (uuid,) in rows}
+    assert stored[1] == len(rows) == counts[201]
+    assert stored[2] == max(a["score"] for a in accepted)
+    return counts, accepted, stored
+
+
+def test_attempts_never_exceed_max_attempts(live):
+    certification = live.certification(passing_score=80, max_attempts=3)
+    counts, accepted, (status, attempts, best, passed) = attempt_storm(
+        live, certification, scores=list(range(CONNECTIONS)))  # every one fails
+    assert counts == {201: 3, 409: CONNECTIONS - 3}
+    assert (status, attempts, bool(passed)) == ("failed", 3, False)
+
+
+def test_attempts_stop_at_the_first_pass(live):
+    certification = live.certification(passing_score=80, max_attempts=3)
+    scores = [40 + (i * 7) % 61 for i in range(CONNECTIONS)]  # 40..100, a third pass
+    counts, accepted, (status, attempts, best, passed) = attempt_storm(live, certification, scores)
+    assert 1 <= counts[201] <= 3 and counts[201] + counts[409] == CONNECTIONS
+    passing = [a for a in accepted if a["passed"]]
+    if passing:
+        # Nothing is accepted after the pass: it is the last attempt and completes it.
+        assert len(passing) == 1 and status == "completed" and bool(passed)
+        assert passing[0]["enrollment"]["assessment_attempts"] == attempts
+    else:
+        assert (status, attempts, bool(passed)) == ("failed", 3, False)
+
+
+def test_unlimited_attempts_lose_no_update(live):
+    """With no limit every attempt is recorded: a lost read-modify-write would show as a
+    counter below the number of 201s."""
+    certification = live.certification(passing_score=100, max_attempts=None)
+    scores = [(i * 37) % 100 for i in range(CONNECTIONS)]
+    counts, accepted, (status, attempts, best, _) = attempt_storm(live, certification, scores)
+    assert counts == {201: CONNECTIONS}
+    assert (status, attempts, best) == ("in_progress", CONNECTIONS, max(scores))
+
+
+def test_progress_never_goes_down(live):
+    enrollment = live.enrollment(live.certification())
+    path = enrollment_path(enrollment)
+    values = random.Random(4).sample(range(1, 100), CONNECTIONS)
+
+    async def main():
+        seen = []
+        async with client(live.server.url, live.headers, CONNECTIONS + 1) as http:
+            updates = asyncio.gather(*(send(http, "PATCH", path, {"progress_percentage": v})
+                                       for v in values))
+            while not updates.done():  # one reader, watching the stored value move
+                response = await http.get(path)
+                seen.append(response.json()["progress_percentage"])
+            return await updates, seen
+
+    responses, seen = asyncio.run(main())
+    counts = statuses(responses)
+    assert set(counts) <= {200, 409} and counts[200] >= 1
+    accepted = [v for v, r in zip(values, responses) if r.status_code == 200]
+    refused = [r.json()["error"]["message"] for r in responses if r.status_code == 409]
+    assert all(m.startswith("Progress cannot go down") for m in refused), refused
+    assert max(values) in accepted  # the highest value can never be refused
+    assert seen == sorted(seen), seen
+    final = query(live.database_url, "SELECT progress_percentage FROM enrollment WHERE uuid = ?",
+                  enrollment["uuid"])
+    assert final == [(max(values),)]
+
+
+def test_mixed_write_load_has_no_server_errors(live):
+    """64 connections of creates, enrollments, progress and attempts (SQLite: WAL,
+    busy_timeout and BEGIN IMMEDIATE keep every writer waiting its turn)."""
+    certification = live.certification(passing_score=90, max_attempts=5)
+    shared = live.enrollment(certification)
+
+    async def one_learner(http, n):
+        codes = []
+        response = await send(http, "POST", "/v1/users", {"email": f"load{n}-{uuid.uuid4().hex}@x.io"})
+        codes.append(response.status_code)
+        response = await send(http, "POST", f"/v1/certifications/{certification['uuid']}/enrollments",
+                              {"user_uuid": response.json()["uuid"]})
+        codes.append(response.status_code)
+        mine = enrollment_path(response.json())
+        for step, request in enumerate([
+            ("PATCH", mine, {"progress_percentage": 50}),
+            ("PATCH", enrollment_path(shared), {"progress_percentage": n}),
+            ("POST", mine + "/assessment-attempts", {"score": 60 + n % 40}),
+            ("POST", enrollment_path(shared) + "/assessment-attempts", {"score": n % 89}),
+            ("GET", mine, None),
+        ]):
+            response = await send(http, *request)
+            codes.append(response.status_code)
+        return codes
+
+    async def main():
+        async with client(live.server.url, live.headers) as http:
+            return await asyncio.wait_for(
+                asyncio.gather(*(one_learner(http, n) for n in range(CONNECTIONS))), 120)
+
+    codes = Counter(code for learner in asyncio.run(main()) for code in learner)
+    assert not [code for code in codes if code >= 500], codes
+    # Every learner's own requests succeed; only the shared enrollment may refuse (409).
+    assert codes[201] >= 3 * CONNECTIONS and set(codes) <= {200, 201, 409}, codes
