@@ -104,6 +104,13 @@ def cmd_keys_revoke(args) -> int:
     return 0
 
 
+def cmd_contract(args) -> int:
+    from certapi.contract.command import run
+
+    return run(args.base_url, args.api_key, read_key=args.read_key,
+               second_account_key=args.second_account_key, junit=args.junit, select=args.k)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certapi", description=__doc__)
     db_help = f"database URL (default: $DATABASE_URL or {DEFAULT_DATABASE_URL})"
@@ -142,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     krevoke = keys.add_parser("revoke", parents=[common], help="revoke a key by its id")
     krevoke.add_argument("key_id")
     krevoke.set_defaults(func=cmd_keys_revoke)
+
+    contract = sub.add_parser(
+        "contract", help="check a running implementation against the contract, over HTTP")
+    contract.add_argument("--base-url", required=True,
+                          help="server root or API root, e.g. http://127.0.0.1:8080")
+    contract.add_argument("--api-key", required=True, help="a write key of the account to use")
+    contract.add_argument("--read-key", help="a read-only key of the same account")
+    contract.add_argument("--second-account-key", help="a write key of another account")
+    contract.add_argument("--junit", metavar="PATH", help="write a JUnit XML report here")
+    contract.add_argument("-k", metavar="TEXT", help="run only scenarios whose name contains TEXT")
+    contract.set_defaults(func=cmd_contract)
     return parser
 
 

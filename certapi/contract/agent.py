@@ -1,0 +1,168 @@
+"""One caller of the API under test: an httpx client, a prefix (``/v1``) and one API key.
+
+Agents also build fixtures through the API and note everything they create, so the
+runner can delete it afterwards in dependency order, whatever the scenario did."""
+import re
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from certapi.contract.expect import check, fail, what
+
+# POSTs that create a resource, and the kind of resource they create.
+_CREATES = [
+    (re.compile(r"^/partners$"), "partner"),
+    (re.compile(r"^/users$"), "user"),
+    (re.compile(r"^/certifications$"), "certification"),
+    (re.compile(r"^/certifications/[^/]+/enrollments$"), "enrollment"),
+]
+# Deleting in this order never trips a "still in use" 409: enrollments refer to users,
+# certifications and partners; users refer to partners. Attempts go with their enrollment.
+CLEANUP_ORDER = ("enrollment", "user", "certification", "partner")
+_RATE_LIMIT_RETRIES = 5
+_NOTHING = object()
+
+
+@dataclass
+class Tracker:
+    """Resources created during one scenario: (kind, path, agent), in creation order."""
+    created: list = field(default_factory=list)
+
+    def note(self, kind: str, path: str, agent: "Agent") -> None:
+        self.created.append((kind, path, agent))
+
+    def cleanup(self) -> list[str]:
+        """Delete everything noted; returns the problems met (empty when all went)."""
+        problems = []
+        for kind in CLEANUP_ORDER:
+            for noted, path, agent in reversed(self.created):
+                if noted == kind:
+                    problem = agent.remove(kind, path)
+                    if problem:
+                        problems.append(problem)
+        self.created.clear()
+        return problems
+
+
+class Agent:
+    def __init__(self, client: httpx.Client, prefix: str, key: str, tracker: Tracker,
+                 run_id: str, label: str):
+        self.client, self.prefix, self.key = client, prefix, key
+        self.tracker, self.run_id, self.label = tracker, run_id, label
+        self._count = 0
+
+    # -- raw HTTP ------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json=_NOTHING, scheme: str | None = "Bearer",
+                headers: dict | None = None, **kwargs) -> httpx.Response:
+        """``path`` is relative to the API root (``/partners``). ``scheme=None`` sends no
+        Authorization header; ``headers`` may override it."""
+        sent = {}
+        if scheme is not None:
+            sent["Authorization"] = f"{scheme} {self.key}"
+        sent.update(headers or {})
+        if json is not _NOTHING:
+            kwargs["json"] = json
+        for _ in range(_RATE_LIMIT_RETRIES):
+            response = self.client.request(method, self.prefix + path, headers=sent, **kwargs)
+            if response.status_code != 429:
+                break
+            # Rate limiting is part of the contract, not a failure of these scenarios.
+            time.sleep(min(float(response.headers.get("retry-after") or 1), 30))
+        self._note_created(method, path, response)
+        return response
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=_NOTHING, **kw):
+        return self.request("POST", path, json=json, **kw)
+
+    def patch(self, path, json=_NOTHING, **kw):
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def _note_created(self, method: str, path: str, response: httpx.Response) -> None:
+        # Any 2xx counts: an implementation answering 200 instead of 201 still created it.
+        if method != "POST" or not response.is_success:
+            return
+        for pattern, kind in _CREATES:
+            if pattern.match(path.split("?")[0]):
+                try:
+                    uuid = response.json().get("uuid")
+                except (ValueError, AttributeError):
+                    return
+                if isinstance(uuid, str) and "/" not in uuid:
+                    self.tracker.note(kind, f"{path}/{uuid}", self)
+                return
+
+    # -- fixtures --------------------------------------------------------------------
+    def email(self) -> str:
+        """An address unique to this run, so runs never collide on email uniqueness."""
+        self._count += 1
+        return f"contract-{self.run_id}-{self.label}-{self._count}@example.com"
+
+    def create(self, path: str, payload: dict) -> dict:
+        """POST and insist on success. The exact status (201) and Location are checked by
+        the scenarios about them, so one wrong status is reported once, where it belongs."""
+        response = self.post(path, payload)
+        check(response.is_success, f"setup failed: {what(response)}")
+        try:
+            created = response.json()
+        except ValueError:
+            fail(f"setup failed, body is not JSON: {what(response)}")
+        check(isinstance(created, dict) and isinstance(created.get("uuid"), str),
+              f"setup failed, no uuid in the body: {what(response)}")
+        return created
+
+    def partner(self, **fields) -> dict:
+        return self.create("/partners", {"name": f"Contract partner {self.run_id}", **fields})
+
+    def user(self, partner: dict | None = None, **fields) -> dict:
+        if partner is not None:
+            fields["partnership_uuid"] = partner["uuid"]
+        return self.create("/users", {"email": self.email(), **fields})
+
+    def certification(self, **fields) -> dict:
+        payload = {"name": f"Contract certification {self.run_id}", "status": "published", **fields}
+        return self.create("/certifications", payload)
+
+    def enroll(self, certification: dict, user: dict, **fields) -> dict:
+        if user.get("partnership_uuid") and "partnership_uuid" not in fields:
+            fields["partnership_uuid"] = user["partnership_uuid"]
+        return self.create(f"/certifications/{certification['uuid']}/enrollments",
+                           {"user_uuid": user["uuid"], **fields})
+
+    def attempt(self, enrollment: dict, score: float) -> httpx.Response:
+        return self.post(attempts_path(enrollment), {"score": score})
+
+    def progress(self, enrollment: dict, value: float) -> httpx.Response:
+        return self.patch(enrollment_path(enrollment), {"progress_percentage": value})
+
+    # -- cleanup ---------------------------------------------------------------------
+    def remove(self, kind: str, path: str) -> str | None:
+        response = self.delete(path)
+        if response.status_code == 409 and kind in ("user", "certification"):
+            # Something this run did not note (or a broken implementation) still refers
+            # to it: remove the enrollments it lists, then try once more.
+            self._remove_enrollments(f"{path}/enrollments")
+            response = self.delete(path)
+        if response.status_code in (204, 404):
+            return None
+        return f"cleanup {what(response)}"
+
+    def _remove_enrollments(self, list_path: str) -> None:
+        response = self.get(list_path, params={"per_page": 100})
+        if response.status_code == 200:
+            for item in response.json().get("data", []):
+                self.delete(enrollment_path(item))
+
+
+def enrollment_path(enrollment: dict) -> str:
+    return f"/certifications/{enrollment['certification_uuid']}/enrollments/{enrollment['uuid']}"
+
+
+def attempts_path(enrollment: dict) -> str:
+    return enrollment_path(enrollment) + "/assessment-attempts"
