@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from certapi import auth
 from certapi.config import Settings
-from certapi.errors import BY_STATUS, ApiError, envelope
+from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
 from certapi.middleware import AllowedMethods, BodyLimit, MediaTypeCase, RequestLog
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
@@ -41,7 +41,7 @@ def load_spec() -> dict:
 def _response(status: int, code: str, message: str, headers: dict | None = None):
     return ConnexionResponse(
         status_code=status, content_type="application/json",
-        body=json.dumps(envelope(code, message)), headers=dict(headers or {}),
+        body=envelope_bytes(code, message), headers=dict(headers or {}),
     )
 
 

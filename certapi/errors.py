@@ -56,4 +56,4 @@ def envelope(code: str, message: str) -> dict:
 
 
 def envelope_bytes(code: str, message: str) -> bytes:
-    return json.dumps(envelope(code, message)).encode()
+    return json.dumps(envelope(code, message), separators=(",", ":")).encode()
