@@ -59,6 +59,7 @@ def read_only_key(ctx):
         ("DELETE", f"/partners/{partner['uuid']}", None),
         ("DELETE", f"/certifications/{certification['uuid']}", None),
     ]
+    writes.append(("POST", "/partners", {"colour": "red"}))  # refused before validation
     for form in FORMS:
         for method, path, payload in writes:
             response = reader.request(method, path, json=payload, scheme=form)

@@ -31,6 +31,12 @@ def unauthorized(ctx):
                 expect.error(response, 401, "unauthorized")
             except expect.ContractFailure as exc:
                 expect.fail(f"{label}: {exc}")
+    # Without a key nothing else is looked at: not the path, the body or the resource.
+    for method, path, payload in (("GET", "/partners/not-a-uuid", None),
+                                  ("GET", f"/partners/{uuidlib.uuid4()}", None),
+                                  ("POST", "/partners", {"colour": "red"})):
+        response = api.request(method, path, json=payload, scheme=None)
+        expect.error(response, 401, "unauthorized")
 
 
 @scenario("errors.not_found")
@@ -46,6 +52,18 @@ def not_found(ctx):
     certification = api.certification()
     expect.error(api.get(f"/certifications/{certification['uuid']}/enrollments/{missing}"),
                  404, "not_found", names="enrollment")
+    # A real enrollment (and attempt) asked for under another parent is absent there.
+    enrollment = api.enroll(api.certification(), api.user())
+    attempt = expect.shaped(api.attempt(enrollment, 1), 201, "AttemptResult")
+    elsewhere = f"/certifications/{certification['uuid']}/enrollments/{enrollment['uuid']}"
+    for response in (api.get(elsewhere), api.patch(elsewhere, {"progress_percentage": 5}),
+                     api.get(f"{elsewhere}/assessment-attempts"),
+                     api.post(f"{elsewhere}/assessment-attempts", {"score": 1}),
+                     api.delete(elsewhere)):
+        expect.error(response, 404, "not_found", names="enrollment")
+    sibling = api.enroll(certification, api.user())
+    expect.error(api.get(f"/certifications/{certification['uuid']}/enrollments/{sibling['uuid']}"
+                         f"/assessment-attempts/{attempt['uuid']}"), 404, "not_found")
 
 
 @scenario("errors.method_not_allowed")
@@ -71,6 +89,9 @@ def unsupported_media_type(ctx):
         response = api.post("/partners", content=b'{"name": "Never created"}',
                             headers={"Content-Type": kind})
         expect.error(response, 415, "unsupported_media_type")
+    response = api.post("/partners", content=b'{"name": "With charset"}',
+                        headers={"Content-Type": "application/json; charset=utf-8"})
+    expect.shaped(response, 201, "Partner")
 
 
 @scenario("errors.validation")
@@ -83,6 +104,7 @@ def validation(ctx):
         "non-UTF-8 bytes": b'{"name": "\xff\xfe"}',
         "an array": b'[{"name": "x"}]',
         "an empty body": b"",
+        "JSON null": b"null",
     }
     for label, raw in bodies.items():
         try:

@@ -31,21 +31,24 @@ def progress(ctx):
     expect.equal(body["status"], "in_progress", "status after the first progress report")
     expect.equal(body["progress_percentage"], 30, "progress_percentage")
     started = expect.timestamp(body["started_at"], "started_at after the first progress report")
-    body = expect.shaped(api.progress(enrollment, 55.5), 200, "Enrollment")
-    expect.equal(body["progress_percentage"], 55.5, "progress_percentage")
+    body = expect.shaped(api.progress(enrollment, 33.3), 200, "Enrollment")
+    expect.equal(body["progress_percentage"], 33.3, "progress_percentage")
     expect.equal(expect.timestamp(body["started_at"], "started_at"), started,
                  "started_at after a second report (set once)")
-    expect.status(api.progress(enrollment, 55.5), 200)
-    expect.error(api.progress(enrollment, 40), 409, "conflict")
+    expect.status(api.progress(enrollment, 33.3), 200)
+    expect.error(api.progress(enrollment, 31), 409, "conflict")
     for bad in (101, -1, "50"):
         expect.error(api.progress(enrollment, bad), 422, "validation_error",
                      place="body/progress_percentage")
     expect.error(api.patch(enrollment_path(enrollment), {}), 422, "validation_error",
                  place="body/progress_percentage")
     after = get(api, enrollment)
-    expect.equal(after["progress_percentage"], 55.5, "progress after refused changes")
+    expect.equal(after["progress_percentage"], 33.3, "progress after refused changes")
     expect.equal(after["status"], "in_progress", "status after refused changes")
-    expect.equal(after["completed_at"], None, "completed_at while in progress")
+    # Only a passing attempt completes an enrollment; full progress does not.
+    after = expect.shaped(api.progress(enrollment, 100), 200, "Enrollment")
+    expect.equal((after["status"], after["completed_at"]), ("in_progress", None),
+                 "status and completed_at at 100% progress without a passing attempt")
 
 
 @scenario("lifecycle.attempts_then_pass")
@@ -54,6 +57,9 @@ def attempts_then_pass(ctx):
     api = ctx.write
     certification = api.certification(passing_score=80, max_attempts=5)
     enrollment = api.enroll(certification, api.user())
+    for bad in (100.5, -1, True, "80", None):
+        expect.error(api.attempt(enrollment, bad), 422, "validation_error", place="body/score")
+    expect.equal(get(api, enrollment)["assessment_attempts"], 0, "attempts after refused ones")
     first = attempt(api, enrollment, 50)
     expect.equal(first["passed"], False, "passed of a 50 attempt (passing 80)")
     after = first["enrollment"]
@@ -63,10 +69,10 @@ def attempts_then_pass(ctx):
     expect.equal(after["assessment_best_score"], 50, "assessment_best_score")
     expect.equal(after["assessment_passed"], False, "assessment_passed after a failing attempt")
     expect.equal(after["completed_at"], None, "completed_at after a failing attempt")
-    after = attempt(api, enrollment, 79.5)["enrollment"]
-    expect.equal(after["assessment_best_score"], 79.5, "assessment_best_score")
+    after = attempt(api, enrollment, 79.3)["enrollment"]
+    expect.equal(after["assessment_best_score"], 79.3, "assessment_best_score")
     after = attempt(api, enrollment, 20)["enrollment"]
-    expect.equal(after["assessment_best_score"], 79.5, "best score after a lower attempt")
+    expect.equal(after["assessment_best_score"], 79.3, "best score after a lower attempt")
     expect.equal(after["assessment_attempts"], 3, "assessment_attempts")
     expect.equal(after["status"], "in_progress", "status with attempts left")
     final = attempt(api, enrollment, 80)
@@ -76,11 +82,13 @@ def attempts_then_pass(ctx):
     expect.equal(after["assessment_passed"], True, "assessment_passed after a passing attempt")
     expect.equal(after["assessment_best_score"], 80, "assessment_best_score")
     expect.equal(after["progress_percentage"], 100, "progress_percentage when completed")
-    expect.timestamp(after["completed_at"], "completed_at when completed")
+    moments = [expect.timestamp(after[name], name)
+               for name in ("enrolled_at", "started_at", "completed_at")]
+    expect.check(moments == sorted(moments), "enrolled_at ≤ started_at ≤ completed_at does not hold")
     expect.equal(after["expires_at"], None, "expires_at without validity_days")
     listed = expect.shaped(api.get(attempts_path(enrollment)), 200, "AttemptList")
     expect.stable_order(listed["data"], "submitted_at", "attempts")
-    made = [(50, False), (79.5, False), (20, False), (80, True)]
+    made = [(50, False), (79.3, False), (20, False), (80, True)]
     seen = [(a["score"], a["passed"]) for a in listed["data"]]
     if len({a["submitted_at"] for a in listed["data"]}) == len(made):
         expect.equal(seen, made, "attempts, oldest first")
@@ -121,6 +129,9 @@ def max_attempts_fail(ctx):
     expect.error(api.attempt(enrollment, 100), 409, "conflict")
     expect.error(api.progress(enrollment, 90), 409, "conflict")
     expect.equal(get(api, enrollment), after, "failed enrollment after refused changes")
+    single = api.enroll(api.certification(max_attempts=1, passing_score=70), api.user())
+    after = attempt(api, single, 70)["enrollment"]
+    expect.equal(after["status"], "completed", "status after passing the only allowed attempt")
 
 
 @scenario("lifecycle.unlimited_attempts")

@@ -65,6 +65,8 @@ def users(ctx):
     expect.error(api.post("/users", {"first_name": "Nobody"}), 422, "validation_error",
                  place="body/email")
     expect.error(api.patch(f"/users/{member['uuid']}", {"email": email.title()}), 409, "conflict")
+    expect.error(api.patch(f"/users/{member['uuid']}", {"partnership_uuid": absent()}), 404,
+                 "not_found")
     update_then_delete(api, f"/users/{staff['uuid']}", {"last_name": "Lovelace"}, "User", staff)
 
 
@@ -101,6 +103,9 @@ def in_use(ctx):
     expect.error(api.delete(f"/users/{user['uuid']}"), 409, "conflict")
     expect.error(api.delete(f"/certifications/{certification['uuid']}"), 409, "conflict")
     expect.shaped(api.get(f"/users/{user['uuid']}"), 200, "User")
+    moved = expect.shaped(api.patch(f"/users/{user['uuid']}", {"partnership_uuid": None}), 200, "User")
+    expect.equal(moved["partnership_uuid"], None, "partnership_uuid after moving to staff")
+    expect.error(api.delete(f"/partners/{partner['uuid']}"), 409, "conflict")  # its enrollment
     expect.equal(api.delete(enrollment_path(enrollment)).status_code, 204, "DELETE enrollment")
     expect.equal(api.delete(f"/certifications/{certification['uuid']}").status_code, 204,
                  "DELETE certification once its enrollments are gone")

@@ -88,6 +88,8 @@ def partner_user(ctx):
     body = expect.shaped(good, 201, "Enrollment")
     expect.equal(body["partnership_uuid"], partner["uuid"], "partnership_uuid")
     staff = api.user()
+    expect.error(api.post(path, {"user_uuid": staff["uuid"], "partnership_uuid": partner["uuid"]}),
+                 422, "validation_error", place="body/partnership_uuid")
     staff_body = expect.shaped(api.post(path, {"user_uuid": staff["uuid"]}), 201, "Enrollment")
     expect.equal(staff_body["partnership_uuid"], None, "partnership_uuid of a staff enrollment")
 
@@ -170,7 +172,9 @@ def reenroll_after_failed(ctx):
     second = expect.shaped(api.post(enrollments(certification), {"user_uuid": user["uuid"]}),
                            201, "Enrollment")
     expect.check(second["uuid"] != first["uuid"], "re-enrolling returned the failed enrollment")
-    expect.equal(second["status"], "enrolled", "status of the new enrollment")
+    expect.equal((second["status"], second["assessment_attempts"], second["assessment_best_score"],
+                  second["assessment_passed"]), ("enrolled", 0, None, None),
+                 "status and assessment of the new enrollment")
     old = expect.shaped(api.get(enrollment_path(first)), 200, "Enrollment")
     expect.equal(old["status"], "failed", "status of the failed enrollment, kept in history")
     history = expect.shaped(api.get(f"/users/{user['uuid']}/enrollments"), 200, "EnrollmentList")
