@@ -13,7 +13,7 @@ from connexion.options import SwaggerUIOptions
 from peewee import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from certapi import auth
+from certapi import auth, swagger_ui
 from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
 from certapi.middleware import AllowedMethods, BodyLimit, MediaTypeCase, RequestLog
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         validator_map=VALIDATOR_MAP,
         jsonifier=Jsonifier(json, separators=(",", ":")),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+        middlewares=swagger_ui.MIDDLEWARES,
     )
     app.add_api(spec, base_path=BASE_PATH)
     _install_flask_hooks(app.app)

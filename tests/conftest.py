@@ -7,7 +7,7 @@ import pytest
 
 from certapi.app import create_app, load_spec
 from certapi.config import Settings
-from models import Account, ApiKey
+from models import Account, ApiKey, database
 from models.migrate import migrate
 from tests.databases import backend, fresh_database
 
@@ -89,6 +89,17 @@ def app(database_url):
 def client(app):
     with app.test_client() as raw:
         yield RecordingClient(raw)
+
+
+@pytest.fixture
+def keep_database_binding(app):
+    """For tests that bind the global database handle elsewhere (the CLI, a second app):
+    the session's binding is put back afterwards."""
+    bound = database.obj
+    yield
+    if database.obj is not bound:
+        getattr(database.obj, "close_all", database.obj.close)()
+        database.initialize(bound)
 
 
 @dataclass

@@ -19,10 +19,9 @@ MIGRATIONS = sorted(p.stem for p in Path(migrations_path[0]).glob("[0-9]*.py"))
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys, app):
+def cli(monkeypatch, capsys, keep_database_binding):
     """Run `certapi ARGV...` in-process; returns (exit code, stdout, stderr). The command
-    binds the global database handle to $DATABASE_URL, so the session's is put back after."""
-    bound = database.obj
+    binds the global database handle to $DATABASE_URL; the session's comes back after."""
 
     def run(*argv, url: str):
         monkeypatch.setenv("DATABASE_URL", url)
@@ -33,10 +32,7 @@ def cli(monkeypatch, capsys, app):
         out = capsys.readouterr()
         return code, out.out, out.err
 
-    yield run
-    if database.obj is not bound:
-        getattr(database.obj, "close_all", database.obj.close)()
-        database.initialize(bound)
+    return run
 
 
 @pytest.fixture
