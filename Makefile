@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test test-postgres clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The whole suite again on a throwaway PostgreSQL 15 server (started and removed here).
+test-postgres: $(STAMP)
+	.ci/postgres.sh run $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal
