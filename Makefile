@@ -22,5 +22,20 @@ test: $(STAMP)
 test-postgres: $(STAMP)
 	.ci/postgres.sh run $(BIN)/pytest
 
+# The load benchmark against the FastAPI reference (bench/run.py; not part of `make test`).
+# `make bench-quick` is a small database and short phases; BENCH_ARGS passes options.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
 clean:
 	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal

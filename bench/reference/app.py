@@ -1,0 +1,280 @@
+"""The benchmark's reference: the benchmarked endpoints written the way most teams would
+write them, with FastAPI and Pydantic, over the same Peewee models and database.
+
+For a fair comparison it does the same work as certapi, no less:
+- validation: the same patterns and ranges (Pydantic, strict types, unknown body fields
+  and unknown query parameters refused), errors in the same envelope;
+- auth: the same key parsing, SHA-256 hashing and verified-key cache (certapi.auth,
+  looked up off the event loop on a miss);
+- the same SQL: the same lookups, the same transactions and compare-and-set writes, the
+  same list query (handlers.enrollments.enrollment_page) and the same rendering;
+- the same outer layers: certapi's request-id/access-log and body-limit middleware and
+  its logging set-up; responses serialised with the stdlib json, compactly, as certapi's
+  jsonifier does, and not validated (certapi validates responses only in tests).
+Sync endpoints run on FastAPI's thread pool, as Peewee (a sync ORM) calls for.
+
+Serve: gunicorn -k uvicorn.workers.UvicornWorker 'bench.reference.app:create_app()'
+"""
+import functools
+import json
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from peewee import IntegrityError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from certapi import auth, lifecycle
+from certapi.app import configure_logging
+from certapi.config import Settings
+from certapi.errors import BY_STATUS, ApiError, Conflict, NotFound, Unauthorized, ValidationFailed, envelope
+from certapi.middleware import BodyLimit, RequestLog
+from handlers.enrollments import CHANGE_ROUNDS, enrollment_page, location, render
+from models import AssessmentAttempt, Certification, Enrollment, Partner, User, database
+from models.base import utcnow
+from models.db import init_database
+from models.enrollment import ACTIVE_STATUSES
+
+UUID_PATTERN = (
+    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
+    r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$"
+)
+PathUuid = Annotated[str, Path(pattern=UUID_PATTERN)]
+QueryUuid = Annotated[str | None, Query(pattern=UUID_PATTERN)]
+BodyUuid = Annotated[str, Field(pattern=UUID_PATTERN)]
+Score = Annotated[float, Field(ge=0, le=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EnrollmentCreate(Strict):
+    user_uuid: BodyUuid
+    partnership_uuid: BodyUuid = None  # optional, but null is refused, as in openapi.yaml
+
+
+class ProgressUpdate(Strict):
+    progress_percentage: Score
+
+
+class AttemptCreate(Strict):
+    score: Score
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status,
+                    headers=headers, media_type="application/json")
+
+
+def error_response(status: int, code: str, message: str, headers=None) -> Response:
+    return json_response(envelope(code, message), status, headers)
+
+
+async def caller(request: Request) -> dict:
+    """The key's account and permission, exactly as certapi's security function decides."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise Unauthorized("Missing Authorization header")
+    return await auth.authenticate(header, request)
+
+
+def only_query(*names: str):
+    """Unknown query parameters are a 422, as with Connexion's strict_validation."""
+    allowed = frozenset(names)
+
+    def check(request: Request) -> None:
+        for name in request.query_params:
+            if name not in allowed:
+                raise ValidationFailed(f"query/{name}: Unknown parameter")
+    return Depends(check)
+
+
+Caller = Annotated[dict, Depends(caller)]
+
+
+# The same lookups as handlers.scoping.owned and handlers.enrollments.find/change, with
+# the account passed in instead of read from Connexion's request context.
+
+def owned(model, uuid: str, label: str, account: str):
+    row = model.get_or_none((model.uuid == uuid.lower()) & (model.account == account))
+    if row is None:
+        raise NotFound(f"{label} not found")
+    return row
+
+
+def find(account: str, certification_uuid: str, enrollment_uuid: str) -> Enrollment:
+    enrollment = (
+        Enrollment.select(Enrollment, User, Certification)
+        .join(User).switch(Enrollment).join(Certification)
+        .where(
+            (Enrollment.uuid == enrollment_uuid.lower())
+            & (Enrollment.certification == certification_uuid.lower())
+            & (Enrollment.account == account)
+        )
+        .first()
+    )
+    if enrollment is None:
+        owned(Certification, certification_uuid, "Certification", account)
+        raise NotFound("Enrollment not found")
+    return enrollment
+
+
+def change(account, certification_uuid, enrollment_uuid, apply, after=None):
+    for _ in range(CHANGE_ROUNDS):
+        with database.atomic():
+            enrollment = find(account, certification_uuid, enrollment_uuid)
+            try:
+                result = apply(enrollment)
+            except lifecycle.TransitionRefused as refused:
+                raise Conflict(str(refused))
+            if enrollment.save_if_unchanged():
+                return enrollment, (after(enrollment, result) if after else result)
+    raise Conflict("The enrollment is changing too fast; retry")
+
+
+def connected(endpoint):
+    """One connection per request, opened on the endpoint's own pool thread (Peewee's are
+    per thread) and handed back when it ends, as certapi's request hooks do."""
+    @functools.wraps(endpoint)
+    def run(*args, **kwargs):
+        with database.connection_context():
+            return endpoint(*args, **kwargs)
+    return run
+
+
+def build_api() -> FastAPI:
+    api = FastAPI(title="certapi reference (FastAPI)")
+    prefix = "/v1/certifications/{uuid}/enrollments"
+
+    @api.get("/v1/health")
+    @connected
+    def health():
+        database.execute_sql("SELECT 1")
+        return json_response({"status": "ok"})
+
+    @api.get(prefix, dependencies=[only_query("page", "per_page", "status", "user_uuid",
+                                              "partnership_uuid")])
+    @connected
+    def list_enrollments(
+        uuid: PathUuid, who: Caller,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=100)] = 25,
+        status: Literal["enrolled", "in_progress", "completed", "failed"] | None = None,
+        user_uuid: QueryUuid = None, partnership_uuid: QueryUuid = None,
+    ):
+        certification = owned(Certification, uuid, "Certification", who["account_uuid"])
+        return json_response(enrollment_page(
+            Enrollment.certification == certification, page, per_page,
+            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid))
+
+    @api.post(prefix, dependencies=[only_query()])
+    @connected
+    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, who: Caller):
+        account = who["account_uuid"]
+        certification = owned(Certification, uuid, "Certification", account)
+        user = owned(User, body.user_uuid, "User", account)
+        given = body.partnership_uuid
+        partner = owned(Partner, given, "Partner", account) if given else None
+        if user.partner_uuid is not None and partner is None:
+            raise ValidationFailed("body/partnership_uuid: Required for partner users")
+        if partner is not None and partner.uuid != user.partner_uuid:
+            raise ValidationFailed("body/partnership_uuid: Not the user's partner")
+        if certification.status != "published":
+            raise Conflict(f"Certification is {certification.status}, not published")
+        already = Conflict("User is already enrolled in this certification")
+        try:
+            with database.atomic():
+                active = Enrollment.select().where(
+                    (Enrollment.certification == certification) & (Enrollment.user == user)
+                    & Enrollment.status.in_(ACTIVE_STATUSES)
+                )
+                if active.exists():
+                    raise already
+                enrollment = Enrollment.create(
+                    account=certification.account_id, certification=certification,
+                    user=user, partner=partner,
+                )
+        except IntegrityError:
+            raise already
+        enrollment.user = user
+        return json_response(render(enrollment), 201, {"Location": location(enrollment)})
+
+    @api.get(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
+    @connected
+    def get_enrollment(uuid: PathUuid, enrollment_uuid: PathUuid, who: Caller):
+        return json_response(render(find(who["account_uuid"], uuid, enrollment_uuid)))
+
+    @api.patch(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
+    @connected
+    def update_enrollment_progress(uuid: PathUuid, enrollment_uuid: PathUuid,
+                                   body: ProgressUpdate, who: Caller):
+        now, progress = utcnow(), body.progress_percentage
+        enrollment, _ = change(who["account_uuid"], uuid, enrollment_uuid,
+                               lambda e: lifecycle.report_progress(e, progress, now))
+        return json_response(render(enrollment))
+
+    @api.post(prefix + "/{enrollment_uuid}/assessment-attempts", dependencies=[only_query()])
+    @connected
+    def create_attempt(uuid: PathUuid, enrollment_uuid: PathUuid, body: AttemptCreate,
+                       who: Caller):
+        now, score = utcnow(), body.score
+
+        def record(enrollment):
+            return lifecycle.record_attempt(enrollment, enrollment.certification, score, now)
+
+        def store(enrollment, passed):
+            return AssessmentAttempt.create(
+                enrollment=enrollment, score=score, passed=passed, submitted_at=now)
+
+        enrollment, attempt = change(who["account_uuid"], uuid, enrollment_uuid, record,
+                                     after=store)
+        body = {**attempt.as_json(), "enrollment": render(enrollment)}
+        return json_response(body, 201, {
+            "Location": f"{location(enrollment)}/assessment-attempts/{attempt.uuid}"})
+
+    @api.exception_handler(ApiError)
+    async def on_api_error(_request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def on_invalid(_request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        place = "/".join(str(part) for part in first["loc"])
+        return error_response(422, "validation_error", f"{place}: {first['msg']}")
+
+    @api.exception_handler(HTTPException)
+    async def on_http(_request, exc: HTTPException):
+        cls = BY_STATUS.get(exc.status_code)
+        code = cls.code if cls else "internal_error"
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+    @api.exception_handler(IntegrityError)
+    async def on_integrity(_request, _exc):
+        return error_response(409, "conflict", "The change conflicts with the current state; retry")
+
+    return api
+
+
+class ApiErrors:
+    """Answers ApiErrors raised by the outer middleware (the 413s of BodyLimit) with the
+    envelope; Connexion does this for certapi in its exception middleware."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        except ApiError as exc:
+            await error_response(exc.status, exc.code, exc.message, exc.headers)(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None):
+    settings = settings or Settings()
+    configure_logging()
+    init_database(settings.database_url)
+    auth.configure(settings.key_cache_seconds)
+    return RequestLog(ApiErrors(BodyLimit(build_api(), max_bytes=settings.max_body_bytes)))

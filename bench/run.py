@@ -1,0 +1,332 @@
+"""Load benchmark: certapi against the FastAPI reference (bench/reference), same database,
+same server, same load, measured alternately in one run.
+
+    python -m bench.run                 # the full run (100,000 enrollments, 15 s a phase)
+    python -m bench.run --quick         # a small database and short phases
+
+Seeds one SQLite database (bench/seed.py), gives each server its own copy, serves both
+with gunicorn and 2 uvicorn workers, warms them up with reads, then for each scenario
+runs wrk against certapi and the reference one after the other (rounds alternate who
+goes first) and prints requests/s, p50, p99 and errors per scenario with the
+certapi/reference ratios, the last-page/first-page latency ratio and the workers' RSS.
+Every non-2xx answer is an error: the scenarios are built so that none is expected.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.ids import Layout
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "scenario.lua"
+SCENARIOS = ("enroll", "get", "list_first", "list_last", "progress", "attempt", "mix")
+TARGETS = {
+    "certapi": "certapi.app:create_app()",
+    "reference": "bench.reference.app:create_app()",
+}
+PER_PAGE = 25
+PROGRESS = 50
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One gunicorn master with N uvicorn workers on a private copy of the database."""
+
+    def __init__(self, name: str, app: str, database: Path, workdir: Path, workers: int):
+        self.name, self.port = name, free_port()
+        self.log = open(workdir / f"{name}.log", "w")
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers),
+             # The worker class `certapi serve --workers N` uses (certapi/server.py).
+             "--worker-class", "uvicorn_worker.UvicornWorker", "--no-control-socket",
+             "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
+             "--graceful-timeout", "5", app],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} did not start in {timeout:.0f} s; see {self.log.name}")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
+                             capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def worker_memory(self) -> list[dict]:
+        """Current and peak resident set size of each worker, in MB."""
+        result = []
+        for pid in self.worker_pids():
+            fields = {}
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM"):
+                        fields[key] = int(value.split()[0]) / 1024
+            except FileNotFoundError:
+                continue
+            result.append({"pid": pid, "rss_mb": fields.get("VmRSS"), "peak_mb": fields.get("VmHWM")})
+        return result
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("wrk is not installed (make bench installs it: apt-get install -y wrk)")
+    return path
+
+
+def run_wrk(url: str, scenario: str, args: dict, duration: int, threads: int,
+            connections: int) -> dict:
+    command = [
+        ensure_wrk(), "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+        "--timeout", "10s", "-s", str(SCRIPT), url, "--", scenario,
+        *(f"{key}={value}" for key, value in args.items()),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            result = json.loads(line[len("BENCH_JSON "):])
+            break
+    else:
+        raise RuntimeError(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
+    seconds = result["duration_us"] / 1e6
+    ok = sum(n for status, n in result["statuses"].items() if status.startswith("2"))
+    answered = sum(result["statuses"].values())
+    result.update(
+        rps=result["requests"] / seconds if seconds else 0.0,
+        p50_ms=result["p50_us"] / 1000, p99_ms=result["p99_us"] / 1000,
+        errors=answered - ok + result["socket_errors"],
+    )
+    return result
+
+
+def wrk_args(layout: Layout, key: str, threads: int, part: int, parts: int) -> dict:
+    return {
+        "key": key, "threads": threads, "part": part, "parts": parts,
+        "enrollments": layout.enrollments, "big": layout.big,
+        "certifications": layout.certifications, "free_users": layout.free_users,
+        "partners": layout.partners, "partner_every": layout.partner_every,
+        "progress_pool": layout.progress_pool, "attempt_pool": layout.attempt_pool,
+        "per_page": PER_PAGE, "progress": PROGRESS,
+    }
+
+
+def combine(runs: list[dict]) -> dict:
+    """Several rounds of one scenario on one server: total rate, mean percentiles."""
+    seconds = sum(r["duration_us"] for r in runs) / 1e6
+    return {
+        "rps": sum(r["requests"] for r in runs) / seconds,
+        "p50_ms": sum(r["p50_ms"] for r in runs) / len(runs),
+        "p99_ms": sum(r["p99_ms"] for r in runs) / len(runs),
+        "errors": sum(r["errors"] for r in runs),
+        "wraps": sum(r["wraps"] for r in runs),
+        "statuses": [r["statuses"] for r in runs],
+    }
+
+
+def report(results: dict, memory: dict, names: list[str]) -> list[str]:
+    """The table, the ratios against the reference and the verdict on the targets for
+    every other server; returns the targets missed."""
+    reference = "reference" if "reference" in names else None
+    others = [n for n in names if n != reference]
+    print()
+    head = f"{'scenario':<11}"
+    for name in names:
+        head += f" | {name[:9]:>9} req/s   p50 ms   p99 ms  err"
+    if reference:
+        for name in others:
+            head += f" | {name[:9]:>9}/ref req/s  p99"
+    print(head)
+    print("-" * len(head))
+    for scenario in SCENARIOS:
+        if scenario not in results[names[0]]:
+            continue
+        line = f"{scenario:<11}"
+        for name in names:
+            r = results[name][scenario]
+            line += f" | {r['rps']:>15.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['errors']:>4}"
+        if reference:
+            b = results[reference][scenario]
+            for name in others:
+                a = results[name][scenario]
+                line += f" | {a['rps'] / b['rps']:>19.2f} {a['p99_ms'] / b['p99_ms']:>4.2f}"
+        print(line)
+    print()
+    for name in names:
+        workers = memory.get(name, [])
+        peaks = ", ".join(f"{w['rss_mb']:.0f} MB now / {w['peak_mb']:.0f} MB peak" for w in workers)
+        print(f"{name} worker RSS: {peaks}")
+
+    missed = []
+    for name in others:
+        own = results[name]
+
+        def check(label, ok, detail):
+            print(f"  [{'ok' if ok else 'MISSED'}] {label}: {detail}")
+            if not ok:
+                missed.append(f"{name}: {label}")
+
+        print(f"\ntargets for {name}:")
+        if reference and "mix" in own:
+            ref = results[reference]["mix"]
+            check("mix throughput ratio >= 1.0", own["mix"]["rps"] >= ref["rps"],
+                  f"{own['mix']['rps'] / ref['rps']:.2f}")
+            check("mix p99 ratio <= 1.0", own["mix"]["p99_ms"] <= ref["p99_ms"],
+                  f"{own['mix']['p99_ms'] / ref['p99_ms']:.2f}")
+        errors = sum(r["errors"] for r in own.values())
+        check("zero errors", errors == 0, f"{errors}")
+        if "list_first" in own and "list_last" in own:
+            ratio = own["list_last"]["p50_ms"] / own["list_first"]["p50_ms"]
+            check("last page <= 3x page 1 (p50)", ratio <= 3, f"{ratio:.2f}x")
+        peak = max((w["peak_mb"] for w in memory.get(name, [])), default=0)
+        check("worker RSS < 120 MB", peak < 120, f"peak {peak:.0f} MB")
+    for name in names:
+        errors = sum(r["errors"] for r in results[name].values())
+        if errors:
+            print(f"  note: {name} answered {errors} requests with non-2xx statuses: "
+                  + "; ".join(f"{s}: {r['statuses']}" for s, r in results[name].items() if r["errors"]))
+    return missed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    defaults = Layout()
+    parser.add_argument("--quick", action="store_true",
+                        help="20,000 enrollments over 12,000 users, 5 s phases, 1 round")
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--certifications", type=int, default=defaults.certifications)
+    parser.add_argument("--enrollments", type=int)
+    parser.add_argument("--duration", type=int, help="seconds per phase (default 15, quick 5)")
+    parser.add_argument("--rounds", type=int,
+                        help="times each phase runs per server, alternating who goes first "
+                             "(default 2, quick 1)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--targets", default="certapi,reference",
+                        help="servers to measure, by name or as NAME=module:factory() "
+                             "(to try a variant); ratios are against 'reference'")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    layout = Layout(
+        users=args.users or (12_000 if quick else defaults.users),
+        certifications=args.certifications,
+        enrollments=args.enrollments or (20_000 if quick else defaults.enrollments),
+    )
+    duration = args.duration or (5 if quick else 15)
+    rounds = args.rounds or (1 if quick else 2)
+    apps = {}
+    for item in filter(None, args.targets.split(",")):
+        name, _, app = item.partition("=")
+        apps[name] = app or TARGETS[name]
+    names = list(apps)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    ensure_wrk()
+
+    workdir = Path(tempfile.mkdtemp(prefix="certapi-bench-"))
+    servers: list[Server] = []
+    try:
+        seed_db = workdir / "seed.db"
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.seed", f"sqlite:///{seed_db}",
+             "--users", str(layout.users), "--certifications", str(layout.certifications),
+             "--enrollments", str(layout.enrollments)],
+            cwd=ROOT, capture_output=True, text=True, check=True)
+        key = json.loads(out.stdout.splitlines()[-1])["key"]
+        print(f"seeded {layout.enrollments:,} enrollments, {layout.users:,} users, "
+              f"{layout.certifications} certifications in {time.perf_counter() - started:.0f} s "
+              f"({workdir})", flush=True)
+
+        for name in names:
+            copy = workdir / f"{name}.db"
+            shutil.copyfile(seed_db, copy)
+            servers.append(Server(name, apps[name], copy, workdir, args.workers))
+        for server in servers:
+            server.wait_ready()
+        for server in servers:  # fill caches and connection pools with reads only
+            for scenario in ("get", "list_first"):
+                run_wrk(server.url, scenario, wrk_args(layout, key, args.threads, 0, 1),
+                        2, args.threads, args.connections)
+
+        raw: dict[str, dict[str, list]] = {name: {} for name in names}
+        print(f"{len(scenarios)} scenarios x {rounds} round(s) x {len(servers)} server(s), "
+              f"{duration} s each, {args.connections} connections", flush=True)
+        for round_ in range(rounds):
+            order = servers if round_ % 2 == 0 else servers[::-1]
+            for scenario in scenarios:
+                # Each (round, single or mix) writes its own part of every pool.
+                part = 2 * round_ + (1 if scenario == "mix" else 0)
+                params = wrk_args(layout, key, args.threads, part, 2 * rounds)
+                for server in order:
+                    result = run_wrk(server.url, scenario, params, duration, args.threads,
+                                     args.connections)
+                    raw[server.name].setdefault(scenario, []).append(result)
+                    print(f"  round {round_ + 1} {scenario:<10} {server.name:<9} "
+                          f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
+                          f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}", flush=True)
+        memory = {server.name: server.worker_memory() for server in servers}
+    finally:
+        for server in servers:
+            server.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    results = {name: {s: combine(runs) for s, runs in raw[name].items()} for name in names}
+    missed = report(results, memory, names)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "layout": layout.__dict__, "duration": duration, "rounds": rounds,
+            "connections": args.connections, "workers": args.workers,
+            "results": results, "memory": memory, "missed": missed,
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
