@@ -88,7 +88,7 @@ class BodyValidator(JSONRequestBodyValidator):
         try:
             # JSON is UTF-8 (RFC 8259 §8.1): a charset parameter is ignored, so this parser
             # and Flask's (which reads the same bytes after us) always agree.
-            body = json.loads(raw.decode("utf-8"))
+            body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         except UnicodeDecodeError:
             raise ValidationFailed("body: Not valid UTF-8 text")
         except (json.JSONDecodeError, RecursionError) as exc:
@@ -153,6 +153,12 @@ def _with_header(scope, name: str, value: str) -> dict:
     scope = {**scope, "headers": list(scope["headers"])}
     MutableHeaders(scope=scope)[name] = value
     return scope
+
+
+def _not_json(constant: str):
+    # Python's parser takes NaN and Infinity, which JSON lacks; NaN even passes minimum and
+    # maximum (every comparison is false) and then fails in the database.
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
 
 
 def _encodable(text: str) -> bool:

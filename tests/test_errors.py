@@ -198,6 +198,8 @@ def test_malformed_bodies_are_422_naming_the_place(client, tenant, method, path,
         (b'"text"', "body: Expected object"),
         (b'42', "body: Expected object"),
         (b'{"x": "\\ud800"}', "body/x: Not valid Unicode text"),
+        (b'{"x": NaN}', "body: Invalid JSON (NaN "),
+        (b'{"x": -Infinity}', "body: Invalid JSON (-Infinity "),
         (b'[' * 100_000 + b']' * 100_000, "body: "),
         (b'', "body: Required"),
     ]
@@ -208,6 +210,13 @@ def test_malformed_bodies_are_422_naming_the_place(client, tenant, method, path,
         response = send(client, method, url, body, tenant.headers)
         message = expect_error(response, 422, "validation_error")
         assert message.startswith(prefix), (body[:40], message)
+
+
+def test_nan_is_not_json_and_never_reaches_the_database(client, tenant):
+    # NaN passes minimum/maximum (every comparison is false); stored, it became a 409.
+    response = send(client, "POST", "/v1/certifications", b'{"name": "C", "passing_score": NaN}',
+                    tenant.headers)
+    assert expect_error(response, 422, "validation_error") == "body: Invalid JSON (NaN is not a JSON value)"
 
 
 def test_unknown_body_field_is_named(client, tenant):
