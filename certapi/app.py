@@ -16,7 +16,9 @@ from starlette.exceptions import HTTPException
 from certapi import auth, swagger_ui
 from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
-from certapi.middleware import AllowedMethods, BodyLimit, MediaTypeCase, RequestLog
+from certapi.middleware import (
+    AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
+)
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
 
@@ -146,6 +148,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     # outermost is RequestLog, then the 405 and size checks inside the error handlers.
     app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING,
+                       base_path=BASE_PATH, paths=spec["paths"])
+    app.add_middleware(PathControlCharacters, position=MiddlewarePosition.BEFORE_ROUTING,
                        base_path=BASE_PATH, paths=spec["paths"])
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,
                        max_bytes=settings.max_body_bytes)

@@ -1,12 +1,15 @@
 """ASGI middleware around Connexion's stack: request ids and the access log, body-size
-limits, and 405s whose ``Allow`` lists every method of the path."""
+limits, 405s whose ``Allow`` lists every method of the path, and paths that hold control
+characters."""
 import logging
 import re
 import time
 import traceback
 import uuid
 
-from certapi.errors import MethodNotAllowed, PayloadTooLarge, ValidationFailed, envelope_bytes
+from certapi.errors import (
+    MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed, envelope_bytes,
+)
 
 access_log = logging.getLogger("certapi.access")
 error_log = logging.getLogger("certapi.error")
@@ -151,4 +154,30 @@ class AllowedMethods:
                             headers={"Allow": allow},
                         )
                     break
+        await self.app(scope, receive, send)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class PathControlCharacters:
+    """A path with a control character (an encoded newline, say) fits a path template but
+    no route of Connexion's router, whose mount pattern stops at a newline; on the
+    FlaskApp it went on to Flask's router and a handler without Connexion's context: a
+    500. No identifier holds one, so answer as validation would: 422 naming the
+    parameter, or 404 when no template fits."""
+
+    def __init__(self, app, base_path: str, paths: dict):
+        self.app = app
+        self.templates = [(base_path + path).split("/") for path in paths]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _CONTROL.search(scope["path"]):
+            segments = scope["path"].split("/")
+            for template in self.templates:
+                pairs = list(zip(template, segments))
+                if len(template) == len(segments) and all(t == s or t.startswith("{") for t, s in pairs):
+                    name = next(t[1:-1] for t, s in pairs if t.startswith("{") and _CONTROL.search(s))
+                    raise ValidationFailed(f"path/{name}: Does not match the expected format")
+            raise NotFound("Not found")
         await self.app(scope, receive, send)

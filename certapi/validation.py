@@ -6,8 +6,11 @@ not JSON into 422s instead of 500s, (3) build each JSON-schema validator once pe
 schema instead of once per request, and (4) make Flask see the body they checked: read
 chunked bodies Connexion would drop, refuse a body with no Content-Type (415).
 """
+import functools
 import json
 import typing as t
+
+import regress
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
@@ -15,19 +18,41 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from connexion.validators.parameter import draft4_format_checker
-from jsonschema import ValidationError
+from jsonschema import ValidationError, validators
 from starlette.datastructures import Headers, MutableHeaders
 
 from certapi.errors import UnsupportedMediaType, ValidationFailed
 
-_validators: dict[int, tuple[dict, Draft4RequestValidator]] = {}
+
+@functools.lru_cache(maxsize=None)
+def _ecma_regex(pattern: str) -> regress.Regex:
+    return regress.Regex(pattern)
 
 
-def schema_validator(schema: dict) -> Draft4RequestValidator:
+def _ecma_pattern(validator, pattern, instance, schema):
+    """``pattern`` as JSON Schema defines it, an ECMA-262 regex. Python's ``re`` reads
+    some differently (``$`` also matches before a final newline, ``\\s`` also takes
+    \\x1c-\\x1f and \\x85), so the service would accept values the spec rules out and
+    that every other implementation, and Schemathesis, refuse."""
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        matched = _ecma_regex(pattern).find(instance) is not None
+    except UnicodeEncodeError:  # a lone surrogate is no text any pattern can match
+        matched = False
+    if not matched:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": _ecma_pattern})
+_validators: dict[int, tuple[dict, RequestValidator]] = {}
+
+
+def schema_validator(schema: dict) -> RequestValidator:
     """One compiled validator per schema object; the spec's schemas live as long as the app."""
     hit = _validators.get(id(schema))
     if hit is None or hit[0] is not schema:
-        hit = (schema, Draft4RequestValidator(schema, format_checker=draft4_format_checker))
+        hit = (schema, RequestValidator(schema, format_checker=draft4_format_checker))
         _validators[id(schema)] = hit
     return hit[1]
 
