@@ -1,0 +1,208 @@
+"""What the in-process fuzz tests (tests/test_fuzz.py) and the real-server leg
+(.ci/fuzz_server.py) share: the Schemathesis settings, a small seeded data set, the
+hook that points generated requests at it, and the record of what came back.
+
+Random UUIDs name nothing, so without help every path parameter is a 404. Before
+fuzzing, ``seed_world`` creates one of each resource through the API; then, in three
+requests out of four, ``Steering.map_case`` swaps a well-formed path UUID that names
+nothing the run has seen for one that exists. Values the run has seen (from links in
+the stateful phase, or any earlier response) are left alone, so chains stay intact.
+DELETEs (and PATCHes of a certification) go to spare resources, so one operation does
+not take the target away from the others.
+"""
+import os
+import re
+import tomllib
+import zlib
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from schemathesis.config import SchemathesisConfig
+
+CONFIG_PATH = Path(__file__).with_name("fuzz.toml")
+# Budgets: small by default so `make test` stays quick; .ci/run raises them.
+EXAMPLES_ENV = "CERTAPI_FUZZ_EXAMPLES"
+DEFAULT_EXAMPLES = 8
+STATEFUL_SCENARIOS = 5  # stateful scenarios per example of the other phases
+SEED = 20261126
+
+# The spec's Uuid pattern, used with fullmatch (a `$` would let "<uuid>\n" through).
+UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
+    r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff"
+)
+
+
+def max_examples() -> int:
+    return int(os.environ.get(EXAMPLES_ENV) or DEFAULT_EXAMPLES)
+
+
+def load_config() -> SchemathesisConfig:
+    """tests/fuzz.toml, seeded and sized by $CERTAPI_FUZZ_EXAMPLES."""
+    data = tomllib.loads(CONFIG_PATH.read_text())
+    data["seed"] = SEED
+    data["generation"]["max-examples"] = max_examples()
+    # A scenario is a chain of calls, and one is worth several single requests.
+    data["phases"]["stateful"]["generation"] = {"max-examples": STATEFUL_SCENARIOS * max_examples()}
+    return SchemathesisConfig.from_dict(data)
+
+
+# --- the seeded world -------------------------------------------------------------
+
+def seed_world(post) -> dict:
+    """Create one of each resource with ``post(path, body) -> response json`` (which
+    must insist on a 201) and return their uuids."""
+    partner = post("/v1/partners", {"name": "Fuzz Partner"})["uuid"]
+    spare_partner = post("/v1/partners", {"name": "Fuzz Spare Partner"})["uuid"]
+    user = post("/v1/users", {"email": "fuzz-staff@example.com"})["uuid"]
+    post("/v1/users", {"email": "fuzz-partner@example.com", "partnership_uuid": partner})
+    spare_user = post("/v1/users", {"email": "fuzz-spare@example.com"})["uuid"]
+    learner = post("/v1/users", {"email": "fuzz-learner@example.com"})["uuid"]
+    leaver = post("/v1/users", {"email": "fuzz-leaver@example.com"})["uuid"]
+    enrollable = [post("/v1/users", {"email": f"fuzz-new{n}@example.com"})["uuid"] for n in range(4)]
+    certification = post("/v1/certifications", {"name": "Fuzz Cert", "status": "published"})["uuid"]
+    open_certification = post("/v1/certifications", {"name": "Fuzz Open Cert", "status": "published"})["uuid"]
+    patched_certification = post("/v1/certifications", {"name": "Fuzz Patched Cert"})["uuid"]
+    spare_certification = post("/v1/certifications", {"name": "Fuzz Spare Cert"})["uuid"]
+    enrollments = f"/v1/certifications/{certification}/enrollments"
+    enrollment = post(enrollments, {"user_uuid": user})["uuid"]
+    for pooled in enrollable:  # so no DELETE (a link's, say) can take a pooled user away
+        post(enrollments, {"user_uuid": pooled})
+    progressing = post(enrollments, {"user_uuid": learner})["uuid"]  # no attempt completes it
+    spare_enrollment = post(enrollments, {"user_uuid": leaver})["uuid"]
+    attempt = post(f"{enrollments}/{enrollment}/assessment-attempts", {"score": 10})["uuid"]
+    return {
+        "partner": partner, "spare_partner": spare_partner,
+        "user": user, "spare_user": spare_user, "enrollable_users": enrollable,
+        "certification": certification, "open_certification": open_certification,
+        "patched_certification": patched_certification, "spare_certification": spare_certification,
+        "enrollment": enrollment, "progressing_enrollment": progressing,
+        "spare_enrollment": spare_enrollment, "attempt": attempt,
+    }
+
+
+def world_targets(world: dict, path: str, method: str) -> dict:
+    """The existing resource each path parameter of ``method path`` should name."""
+    deleting = method == "DELETE"
+    if path.startswith("/partners/"):
+        return {"uuid": world["spare_partner" if deleting else "partner"]}
+    if path.startswith("/users/"):
+        return {"uuid": world["spare_user" if deleting else "user"]}
+    if path == "/certifications/{uuid}":
+        # A PATCH could unpublish the seeded one or lower max_attempts under its enrollment.
+        spare = {"PATCH": "patched_certification", "DELETE": "spare_certification"}
+        return {"uuid": world[spare.get(method, "certification")]}
+    if path == "/certifications/{uuid}/enrollments" and method == "POST":
+        # One the pooled users are not enrolled in yet.
+        return {"uuid": world["open_certification"]}
+    targets = {"uuid": world["certification"]}
+    if path.endswith("{enrollment_uuid}") and method in ("PATCH", "DELETE"):
+        # Attempts complete the seeded enrollment, and progress stops there (409).
+        targets["enrollment_uuid"] = world["progressing_enrollment" if method == "PATCH" else "spare_enrollment"]
+    elif "{enrollment_uuid}" in path:
+        targets["enrollment_uuid"] = world["enrollment"]
+    if "{attempt_uuid}" in path:
+        targets["attempt_uuid"] = world["attempt"]
+    return targets
+
+
+class Steering:
+    """The map_case and after_call hooks, and the status spread they observe."""
+
+    def __init__(self, world: dict | None = None):
+        self.world: dict = {}
+        self.seen: set[str] = set()
+        self.statuses: dict[str, Counter] = defaultdict(Counter)
+        if world is not None:
+            self.aim(world)
+
+    def aim(self, world: dict) -> None:
+        self.world = world
+        self.seen |= _uuids(world)
+
+    def _pick(self, case) -> bool:
+        """Three cases in four, chosen from their own content so runs repeat; the rest
+        keep their random uuids and test the 404s."""
+        key = repr((case.path_parameters, case.query, case.body)).encode("utf-8", "surrogatepass")
+        return zlib.crc32(key) % 4 != 0
+
+    def map_case(self, context, case):
+        if not self.world:
+            return case
+        # Stateful checks count every value changed after generation as one a link gave,
+        # and read a 404 for it as a lost resource. So there, paths are only pointed at
+        # resources nothing deletes (never the spares of PATCH and DELETE), and a body
+        # reference to nothing, a 404 too, is always repaired.
+        stateful = case.meta is not None and case.meta.phase.name.value == "stateful"
+        picked = self._pick(case)
+        if picked and not (stateful and case.method.upper() in ("PATCH", "DELETE")):
+            params = case.path_parameters or {}
+            # The whole set or nothing: a real certification with the seeded enrollment of
+            # another is one more 404. In the stateful phase a known value came from a
+            # link and stays; elsewhere it is one Schemathesis took from some response.
+            unknown = [self._unknown(value) for value in params.values()]
+            if params and (all(unknown) if stateful else any(unknown)):
+                params.update(world_targets(self.world, case.operation.path, case.method.upper()))
+        body = case.body
+        if (picked or stateful) and isinstance(body, dict):
+            label = case.operation.label
+            if label == "POST /certifications/{uuid}/enrollments":
+                if self._unknown(body.get("user_uuid")):
+                    pool = self.world["enrollable_users"]
+                    body["user_uuid"] = pool[zlib.crc32(str(body).encode("utf-8", "surrogatepass")) % len(pool)]
+                if self._unknown(body.get("partnership_uuid")):
+                    del body["partnership_uuid"]  # optional; the pool's users are staff
+            if label in ("POST /users", "PATCH /users/{uuid}") and self._unknown(body.get("partnership_uuid")):
+                body["partnership_uuid"] = self.world["partner"]
+        return case
+
+    def _unknown(self, value) -> bool:
+        """A well-formed uuid that names nothing the run has seen."""
+        return isinstance(value, str) and bool(UUID.fullmatch(value)) and value.lower() not in self.seen
+
+    def after_call(self, context, case, response):
+        self.statuses[case.operation.label][response.status_code] += 1
+        if 200 <= response.status_code < 300:
+            try:
+                self.seen.update(_uuids(response.json()))
+            except ValueError:
+                pass
+
+    def register(self, hook) -> None:
+        """Attach both hooks with ``hook``: ``schemathesis.hook`` (every schema of the
+        process, for the CLI) or a schema's own ``schema.hook``."""
+
+        def map_case(context, case):
+            return self.map_case(context, case)
+
+        def after_call(context, case, response):
+            self.after_call(context, case, response)
+
+        hook(map_case)
+        hook(after_call)
+
+    def spread(self) -> str:
+        lines = []
+        for label in sorted(self.statuses):
+            counts = ", ".join(f"{s}×{n}" for s, n in sorted(self.statuses[label].items()))
+            lines.append(f"  {label}: {counts}")
+        return "\n".join(lines)
+
+
+def _uuids(value) -> set[str]:
+    found = set()
+    if isinstance(value, dict):
+        for item in value.values():
+            found |= _uuids(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _uuids(item)
+    elif isinstance(value, str) and UUID.fullmatch(value):
+        found.add(value.lower())
+    return found
+
+
+def without_success(spread: dict[str, Counter], labels) -> list[str]:
+    """Operations among ``labels`` that never answered 2xx."""
+    return [label for label in labels if not any(200 <= s < 300 for s in spread.get(label, ()))]
+
