@@ -1,8 +1,18 @@
-"""The application factory: openapi.yaml routed by Connexion into the handlers."""
+"""The application factory: openapi.yaml routed by Connexion into the handlers.
+
+Connexion's AsyncApp serves it: its middleware validates and authenticates, and calls
+each (synchronous) handler on a worker thread. Its FlaskApp would add Flask and a WSGI
+bridge (a2wsgi) that hops between threads several times per request; the benchmark in
+bench/ measured that layer alone at about as much CPU as all of FastAPI's.
+"""
+import contextlib
+import functools
+import inspect
 import json
 import logging
 from pathlib import Path
 
+import anyio.to_thread
 import connexion
 import yaml
 from connexion.exceptions import ProblemException
@@ -10,12 +20,14 @@ from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
-from peewee import IntegrityError, InterfaceError, OperationalError
+from connexion.resolver import Resolver
+from connexion.utils import get_function_from_name
+from peewee import IntegrityError
 from starlette.exceptions import HTTPException
 
 from certapi import auth, swagger_ui
 from certapi.config import Settings
-from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
+from certapi.errors import BY_STATUS, ApiError, envelope_bytes
 from certapi.middleware import (
     AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
 )
@@ -24,6 +36,7 @@ from models.db import database, init_database
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 BASE_PATH = "/v1"
+HANDLER_THREADS = 10
 
 log = logging.getLogger("certapi.error")
 
@@ -76,37 +89,40 @@ def on_unhandled(_request, exc: Exception):
     return _response(500, "internal_error", "Internal server error")
 
 
-def _install_flask_hooks(flask_app) -> None:
-    """Errors raised inside handlers are answered by Flask itself, on the handler's thread."""
+def on_integrity(_request, exc: IntegrityError):
+    # A uniqueness or reference rule held by the database; handlers check the common
+    # cases first, so this is the race between two requests.
+    log.info("integrity conflict: %s", exc)
+    return _response(409, "conflict", "The change conflicts with the current state; retry")
 
-    # The first query of a request checks a pooled connection out (autoconnect); the
-    # request hands it back when it ends. Connecting lazily lets /v1/health answer 503
-    # itself while the database is unreachable.
-    @flask_app.teardown_request
-    def _release(_exc):
-        if not database.is_closed():
-            database.close()
 
-    def as_flask(status, code, message, headers=None):
-        return envelope(code, message), status, headers or {}
+def handler(function):
+    """A handler as Connexion calls it, on a worker thread of the request.
 
-    @flask_app.errorhandler(ApiError)
-    def _api_error(exc):
-        return as_flask(exc.status, exc.code, exc.message, exc.headers)
+    The first query checks a pooled connection out (autoconnect) and it goes back to the
+    pool when the handler returns: Peewee's connections are per thread, so this must run
+    on the handler's own thread. Connecting lazily lets /v1/health answer 503 itself
+    while the database is unreachable. Connexion also inspects the handler's signature
+    on every request; it is computed once here (inspect returns a ``__signature__``)."""
 
-    @flask_app.errorhandler(IntegrityError)
-    def _integrity(exc):
-        # A uniqueness or reference rule held by the database; handlers check the common
-        # cases first, so this is the race between two requests.
-        log.info("integrity conflict: %s", exc)
-        return as_flask(409, "conflict", "The change conflicts with the current state; retry")
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if not database.is_closed():
+                database.close()
 
-    @flask_app.errorhandler(Exception)
-    def _unhandled(exc):
-        if isinstance(exc, (OperationalError, InterfaceError)) and not database.is_closed():
-            database.close()  # a broken connection must not serve the next request
-        log.error("unhandled error", exc_info=exc)
-        return as_flask(500, "internal_error", "Internal server error")
+    run.__signature__ = inspect.signature(function)
+    return run
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app):
+    # As many handlers at once per process as the WSGI bridge allowed before (10), so
+    # the connection pool (models/db.py) is sized for them; anyio's default is 40.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = HANDLER_THREADS
+    yield
 
 
 def configure_logging() -> None:
@@ -119,15 +135,17 @@ def configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
+def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     settings = settings or Settings()
     configure_logging()
     init_database(settings.database_url)
     auth.configure(settings.key_cache_seconds)
     spec = load_spec()
 
-    app = connexion.FlaskApp(
+    app = connexion.AsyncApp(
         __name__,
+        lifespan=lifespan,
+        resolver=Resolver(function_resolver=lambda name: handler(get_function_from_name(name))),
         specification_dir=str(SPEC_PATH.parent),
         strict_validation=True,
         validate_responses=settings.validate_responses,
@@ -137,9 +155,9 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         middlewares=swagger_ui.MIDDLEWARES,
     )
     app.add_api(spec, base_path=BASE_PATH)
-    _install_flask_hooks(app.app)
 
     app.add_error_handler(ApiError, on_api_error)
+    app.add_error_handler(IntegrityError, on_integrity)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_exception)
     app.add_error_handler(Exception, on_unhandled)

@@ -3,8 +3,9 @@
 They keep Connexion's validation but (1) name the place of every error the way the
 contract wants (``body/user_uuid: Required``), (2) turn bodies that are not UTF-8 or
 not JSON into 422s instead of 500s, (3) build each JSON-schema validator once per
-schema instead of once per request, and (4) make Flask see the body they checked: read
-chunked bodies Connexion would drop, refuse a body with no Content-Type (415).
+schema instead of once per request, and (4) make the handler layer see the body they
+checked: read chunked bodies Connexion would drop, refuse a body with no Content-Type
+(415).
 """
 import functools
 import json
@@ -112,7 +113,7 @@ class BodyValidator(JSONRequestBodyValidator):
             return None
         try:
             # JSON is UTF-8 (RFC 8259 §8.1): a charset parameter is ignored, so this parser
-            # and Flask's (which reads the same bytes after us) always agree.
+            # and the handler layer's (which reads the same bytes after us) always agree.
             body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         except UnicodeDecodeError:
             raise ValidationFailed("body: Not valid UTF-8 text")
@@ -145,15 +146,15 @@ class BodyValidator(JSONRequestBodyValidator):
             receive, scope = await self._sized(receive, scope)
         headers = Headers(scope=scope)
         if "content-type" not in headers and int(headers["content-length"]) > 0:
-            # Connexion would guess JSON, but Flask then hands the handler raw bytes.
+            # Connexion would guess JSON, but then hands the handler raw bytes.
             raise UnsupportedMediaType("Content-Type must be application/json")
         try:
             receive, scope = await super().wrap_receive(receive, scope=scope)
         except BadRequestProblem:
             # Raised by Connexion for an absent body on an operation that requires one.
             raise ValidationFailed("body: Required")
-        # Flask parses the body again, and as JSON only for an exactly lower-case
-        # `application/json`; the body is now known to be UTF-8 JSON, so say just that.
+        # The handler layer parses the body again, as JSON only for a JSON media type;
+        # the body is now known to be UTF-8 JSON, so say just that.
         return receive, _with_header(scope, "content-type", "application/json")
 
     async def _sized(self, receive, scope):
@@ -167,7 +168,7 @@ class BodyValidator(JSONRequestBodyValidator):
         body = b"".join(chunks)
         receive = self._insert_messages(
             receive, messages=[{"type": "http.request", "body": body, "more_body": False}])
-        # Werkzeug reads nothing of a body still marked chunked.
+        # The body is now sized: say so, as a body without Content-Length counts as empty.
         scope = _with_header(scope, "content-length", str(len(body)))
         del MutableHeaders(scope=scope)["transfer-encoding"]
         return receive, scope
