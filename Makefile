@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres clean
+.PHONY: run test test-postgres bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,4 +38,4 @@ bench-quick:
 	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
 clean:
-	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal
+	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal certapi.db.lock
