@@ -25,15 +25,20 @@ def render(enrollment: Enrollment) -> dict:
     return enrollment.as_json(user_email=enrollment.user.email)
 
 
+def with_user(query):
+    """The enrollments of ``query`` with the user fields ``render`` needs."""
+    return query.select(Enrollment, User.uuid, User.email).join(User)
+
+
 def enrollment_page(where, page, per_page, status=None, user_uuid=None, partnership_uuid=None):
-    query = Enrollment.select(Enrollment, User.uuid, User.email).join(User).where(where)
+    query = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
     if user_uuid is not None:
         query = query.where(Enrollment.user == user_uuid.lower())
     if partnership_uuid is not None:
         query = query.where(Enrollment.partner == partnership_uuid.lower())
-    return paginate(query, ORDER, page, per_page, render)
+    return paginate(query, ORDER, page, per_page, render, rows=with_user)
 
 
 def find(certification_uuid: str, enrollment_uuid: str, lock: bool = False) -> Enrollment:
