@@ -1,6 +1,6 @@
 """Profile a server under load: py-spy samples its workers while wrk drives one scenario,
-then the samples are summarised by layer (Connexion, a2wsgi, Flask, auth, Peewee,
-SQLite, JSON, ...) and by function.
+then the samples are summarised by stage of the request (server, routing, security,
+validation, handler call, data work, JSON, logging) and by function.
 
     python -m bench.profile --target certapi --scenario get [--quick] [--gil]
 
@@ -23,46 +23,31 @@ from pathlib import Path
 from bench.ids import Layout
 from bench.run import ROOT, TARGETS, Server, run_wrk, wrk_args
 
-# First match wins, tried from the innermost frame outwards: a sample is charged to the
-# layer of the innermost frame that belongs to one of these.
-LAYERS = [
-    ("json", re.compile(r"(^|/)json/|jsonifier|orjson")),
-    ("jsonschema", re.compile(r"jsonschema|json_schema")),
-    ("sqlite (in peewee execute)", re.compile(r"^execute_sql \(peewee|^_execute \(peewee")),
-    ("peewee", re.compile(r"peewee|playhouse")),
+# Where a sample's time goes: the innermost frame that matches one of these decides
+# (tried from the innermost frame outwards, the first pattern that matches wins), so a
+# Peewee call made by a handler counts as data work, a jsonschema call made by the
+# validation middleware as validation.
+STAGES = [
+    ("json encode/decode", re.compile(r"(^|/)json/|jsonifier")),
     ("logging", re.compile(r"logging/")),
-    ("certapi auth", re.compile(r"certapi/auth")),
-    ("certapi validation", re.compile(r"certapi/validation")),
-    ("certapi middleware", re.compile(r"certapi/middleware")),
-    ("certapi other", re.compile(r"certapi/|handlers/|models/")),
-    ("reference app", re.compile(r"bench/reference")),
-    ("fastapi", re.compile(r"fastapi/")),
-    ("pydantic", re.compile(r"pydantic")),
-    ("flask/werkzeug", re.compile(r"flask/|werkzeug/")),
-    ("a2wsgi", re.compile(r"a2wsgi/")),
-    ("connexion", re.compile(r"connexion/")),
-    ("starlette", re.compile(r"starlette/")),
-    ("uvicorn/httptools", re.compile(r"uvicorn/|httptools")),
-    ("asyncio/threads", re.compile(r"asyncio/|threading|concurrent/|anyio/")),
+    ("data: handler, Peewee, SQLite", re.compile(
+        r"handlers/|models/|peewee|playhouse|certapi/(lifecycle|pagination)|certapi/app\.py")),
+    ("auth: key check (certapi.auth)", re.compile(r"certapi/auth|hashlib")),
+    ("validation: params and body", re.compile(
+        r"certapi/validation|connexion/validators|connexion/uri_parsing|jsonschema|regress"
+        r"|connexion/middleware/request_validation|pydantic|fastapi/dependencies")),
+    ("security middleware", re.compile(r"connexion/middleware/security|connexion/security")),
+    ("handler call: parameters, response, thread hop", re.compile(
+        r"connexion/decorators|connexion/apps|starlette/concurrency|anyio/|fastapi/routing"
+        r"|starlette/responses|concurrent/futures|threading")),
+    ("certapi ASGI middleware (request log, limits, 405)", re.compile(r"certapi/middleware")),
+    ("routing and exception layers", re.compile(r"connexion/|starlette/|fastapi/")),
+    ("a2wsgi + Flask", re.compile(r"a2wsgi/|flask/|werkzeug/")),
+    ("server: uvicorn, httptools, event loop", re.compile(r"uvicorn|httptools|asyncio/|selectors")),
 ]
-# Whole-stack membership: the share of samples that pass through each of these.
-INCLUSIVE = [
-    ("connexion middleware stack", re.compile(r"connexion/middleware")),
-    ("  security (incl. auth)", re.compile(r"connexion/middleware/security")),
-    ("  request validation", re.compile(r"connexion/middleware/request_validation")),
-    ("a2wsgi (WSGI bridge)", re.compile(r"a2wsgi/")),
-    ("flask app (incl. handler)", re.compile(r"flask/app")),
-    ("handler code", re.compile(r"handlers/|bench/reference/app")),
-    ("peewee (incl. sqlite)", re.compile(r"peewee")),
-    ("certapi.auth", re.compile(r"certapi/auth")),
-    ("json encode/decode", re.compile(r"(^|/)json/")),
-    ("logging", re.compile(r"logging/")),
-]
-
-
-def layer_of(frames: list[str]) -> str:
+def stage_of(frames: list[str]) -> str:
     for frame in reversed(frames):
-        for name, pattern in LAYERS:
+        for name, pattern in STAGES:
             if pattern.search(frame):
                 return name
     return "other"
@@ -80,17 +65,13 @@ def summarise(raw: Path, top: int = 25) -> str:
         if stack:
             samples.append((stack.split(";"), int(count)))
     total = sum(n for _, n in samples) or 1
-    layers: collections.Counter = collections.Counter()
+    stages: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     for frames, n in samples:
-        layers[layer_of(frames)] += n
+        stages[stage_of(frames)] += n
         own[function_of(frames[-1])] += n
-    out = [f"{total} samples", "", "self time by layer (innermost frame that belongs to one):"]
-    out += [f"  {share(n, total)}  {name}" for name, n in layers.most_common()]
-    out += ["", "samples passing through (inclusive):"]
-    for name, pattern in INCLUSIVE:
-        n = sum(c for frames, c in samples if any(pattern.search(f) for f in frames))
-        out.append(f"  {share(n, total)}  {name}")
+    out = [f"{total} samples", "", "by stage (innermost frame that belongs to one):"]
+    out += [f"  {share(n, total)}  {name}" for name, n in stages.most_common()]
     out += ["", f"top {top} functions by self time:"]
     out += [f"  {share(n, total)}  {name}" for name, n in own.most_common(top)]
     return "\n".join(out)

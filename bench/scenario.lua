@@ -7,8 +7,8 @@
 --   enroll   walks (small certification, free user) pairs, each used once;
 --   progress walks the progress pool with a fixed value per run (equal is allowed);
 --   attempt  walks the attempt pool; one in four first attempts passes (and closes the
---            enrollment), so on a second lap every score fails, which an open
---            enrollment with unlimited attempts always accepts.
+--            enrollment); on a later lap those are skipped and every score fails,
+--            which an open enrollment with unlimited attempts always accepts.
 -- A run writes only its own part of each pool (part of parts: the runner gives every
 -- round's single-endpoint run and its mix run a part of their own), and each wrk thread
 -- takes every T-th item of that part, so threads and runs never collide.
@@ -102,7 +102,12 @@ function builders.attempt()
   local i, lapped = walk("attempt", cfg.attempt_pool)
   local j = cfg.progress_pool + i
   local score = 40 + j % 25
-  if not lapped and j % 4 == 0 then score = 85 end
+  if not lapped and j % 4 == 0 then
+    score = 85
+  elseif j % 4 == 0 then
+    -- Completed on the first lap: a neighbour never passes, so it is still open.
+    if j + 1 < cfg.progress_pool + cfg.attempt_pool then j = j + 1 else j = j - 1 end
+  end
   return wrk.format("POST", enrollment_path(cfg.big + j) .. "/assessment-attempts",
                     body_headers, string.format('{"score":%d}', score))
 end

@@ -9,10 +9,10 @@ def paginate(query: ModelSelect, order_by: tuple, page: int, per_page: int,
              render: Callable, rows: Callable | None = None) -> dict:
     """One page of ``query``: the listed model with the list's filters and no joins.
 
-    ``rows`` turns a plain select of the model into the one that loads a page's rows with
-    what ``render`` needs (joins). The page's keys are found first, on the (filter, order, key) index
-    alone: a deep OFFSET then steps over index entries, not over whole joined rows, and
-    the count reads the same index."""
+    ``rows`` turns a plain select of the model into the one that loads a page's rows
+    with what ``render`` needs (joins). The page's keys are found first, on the
+    (filter, order, key) index alone: a deep OFFSET then steps over index entries, not
+    over whole joined rows, and the count reads an index too."""
     key = query.model._meta.primary_key
     keys = query.select(key)
     total = keys.count()

@@ -6,14 +6,14 @@ For a fair comparison it does the same work as certapi, no less:
   and unknown query parameters refused), errors in the same envelope;
 - auth: the same key parsing, SHA-256 hashing and verified-key cache (certapi.auth,
   looked up off the event loop on a miss);
-- the same SQL: the same lookups, the same transactions and compare-and-set writes, the
-  same list query (handlers.enrollments.enrollment_page) and the same rendering;
+- the same data work: each endpoint calls certapi's own handler function (the same
+  queries, transactions, lifecycle rules and rendering), so only the web layer differs;
 - the same outer layers: certapi's request-id/access-log and body-limit middleware and
   its logging set-up; responses serialised with the stdlib json, compactly, as certapi's
   jsonifier does, and not validated (certapi validates responses only in tests).
 Sync endpoints run on FastAPI's thread pool, as Peewee (a sync ORM) calls for.
 
-Serve: gunicorn -k uvicorn.workers.UvicornWorker 'bench.reference.app:create_app()'
+Serve: gunicorn -k uvicorn_worker.UvicornWorker 'bench.reference.app:create_app()'
 """
 import functools
 import json
@@ -26,16 +26,14 @@ from peewee import IntegrityError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from certapi import auth, lifecycle
+from certapi import auth
 from certapi.app import configure_logging
 from certapi.config import Settings
-from certapi.errors import BY_STATUS, ApiError, Conflict, NotFound, Unauthorized, ValidationFailed, envelope
+from certapi.errors import BY_STATUS, ApiError, Unauthorized, ValidationFailed, envelope
 from certapi.middleware import BodyLimit, RequestLog
-from handlers.enrollments import CHANGE_ROUNDS, enrollment_page, location, render
-from models import AssessmentAttempt, Certification, Enrollment, Partner, User, database
-from models.base import utcnow
+from handlers import attempts, enrollments, health
+from models import database
 from models.db import init_database
-from models.enrollment import ACTIVE_STATUSES
 
 UUID_PATTERN = (
     r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
@@ -62,6 +60,13 @@ class ProgressUpdate(Strict):
 
 class AttemptCreate(Strict):
     score: Score
+
+
+def reply(result) -> Response:
+    """A certapi handler's return value (body, or body, status, headers) as a response."""
+    if isinstance(result, tuple):
+        return json_response(*result)
+    return json_response(result)
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -95,53 +100,17 @@ def only_query(*names: str):
 Caller = Annotated[dict, Depends(caller)]
 
 
-# The same lookups as handlers.scoping.owned and handlers.enrollments.find/change, with
-# the account passed in instead of read from Connexion's request context.
-
-def owned(model, uuid: str, label: str, account: str):
-    row = model.get_or_none((model.uuid == uuid.lower()) & (model.account == account))
-    if row is None:
-        raise NotFound(f"{label} not found")
-    return row
-
-
-def find(account: str, certification_uuid: str, enrollment_uuid: str) -> Enrollment:
-    enrollment = (
-        Enrollment.select(Enrollment, User, Certification)
-        .join(User).switch(Enrollment).join(Certification)
-        .where(
-            (Enrollment.uuid == enrollment_uuid.lower())
-            & (Enrollment.certification == certification_uuid.lower())
-            & (Enrollment.account == account)
-        )
-        .first()
-    )
-    if enrollment is None:
-        owned(Certification, certification_uuid, "Certification", account)
-        raise NotFound("Enrollment not found")
-    return enrollment
-
-
-def change(account, certification_uuid, enrollment_uuid, apply, after=None):
-    for _ in range(CHANGE_ROUNDS):
-        with database.atomic():
-            enrollment = find(account, certification_uuid, enrollment_uuid)
-            try:
-                result = apply(enrollment)
-            except lifecycle.TransitionRefused as refused:
-                raise Conflict(str(refused))
-            if enrollment.save_if_unchanged():
-                return enrollment, (after(enrollment, result) if after else result)
-    raise Conflict("The enrollment is changing too fast; retry")
-
-
 def connected(endpoint):
-    """One connection per request, opened on the endpoint's own pool thread (Peewee's are
-    per thread) and handed back when it ends, as certapi's request hooks do."""
+    """The connection the endpoint checked out goes back to the pool when it returns, on
+    the endpoint's own thread (Peewee's connections are per thread), as with
+    certapi.app.handler."""
     @functools.wraps(endpoint)
     def run(*args, **kwargs):
-        with database.connection_context():
+        try:
             return endpoint(*args, **kwargs)
+        finally:
+            if not database.is_closed():
+                database.close()
     return run
 
 
@@ -151,89 +120,45 @@ def build_api() -> FastAPI:
 
     @api.get("/v1/health")
     @connected
-    def health():
-        database.execute_sql("SELECT 1")
-        return json_response({"status": "ok"})
+    def get_health():
+        return reply(health.get_health())
 
     @api.get(prefix, dependencies=[only_query("page", "per_page", "status", "user_uuid",
                                               "partnership_uuid")])
     @connected
     def list_enrollments(
-        uuid: PathUuid, who: Caller,
+        uuid: PathUuid, _caller: Caller,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
         status: Literal["enrolled", "in_progress", "completed", "failed"] | None = None,
         user_uuid: QueryUuid = None, partnership_uuid: QueryUuid = None,
     ):
-        certification = owned(Certification, uuid, "Certification", who["account_uuid"])
-        return json_response(enrollment_page(
-            Enrollment.certification == certification, page, per_page,
-            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid))
+        return reply(enrollments.list_enrollments(
+            uuid, page, per_page, status=status, user_uuid=user_uuid,
+            partnership_uuid=partnership_uuid))
 
     @api.post(prefix, dependencies=[only_query()])
     @connected
-    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, who: Caller):
-        account = who["account_uuid"]
-        certification = owned(Certification, uuid, "Certification", account)
-        user = owned(User, body.user_uuid, "User", account)
-        given = body.partnership_uuid
-        partner = owned(Partner, given, "Partner", account) if given else None
-        if user.partner_uuid is not None and partner is None:
-            raise ValidationFailed("body/partnership_uuid: Required for partner users")
-        if partner is not None and partner.uuid != user.partner_uuid:
-            raise ValidationFailed("body/partnership_uuid: Not the user's partner")
-        if certification.status != "published":
-            raise Conflict(f"Certification is {certification.status}, not published")
-        already = Conflict("User is already enrolled in this certification")
-        try:
-            with database.atomic():
-                active = Enrollment.select().where(
-                    (Enrollment.certification == certification) & (Enrollment.user == user)
-                    & Enrollment.status.in_(ACTIVE_STATUSES)
-                )
-                if active.exists():
-                    raise already
-                enrollment = Enrollment.create(
-                    account=certification.account_id, certification=certification,
-                    user=user, partner=partner,
-                )
-        except IntegrityError:
-            raise already
-        enrollment.user = user
-        return json_response(render(enrollment), 201, {"Location": location(enrollment)})
+    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, _caller: Caller):
+        return reply(enrollments.create_enrollment(uuid, body.model_dump(exclude_unset=True)))
 
     @api.get(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
-    def get_enrollment(uuid: PathUuid, enrollment_uuid: PathUuid, who: Caller):
-        return json_response(render(find(who["account_uuid"], uuid, enrollment_uuid)))
+    def get_enrollment(uuid: PathUuid, enrollment_uuid: PathUuid, _caller: Caller):
+        return reply(enrollments.get_enrollment(uuid, enrollment_uuid))
 
     @api.patch(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
     def update_enrollment_progress(uuid: PathUuid, enrollment_uuid: PathUuid,
-                                   body: ProgressUpdate, who: Caller):
-        now, progress = utcnow(), body.progress_percentage
-        enrollment, _ = change(who["account_uuid"], uuid, enrollment_uuid,
-                               lambda e: lifecycle.report_progress(e, progress, now))
-        return json_response(render(enrollment))
+                                   body: ProgressUpdate, _caller: Caller):
+        return reply(enrollments.update_enrollment_progress(
+            uuid, enrollment_uuid, body.model_dump()))
 
     @api.post(prefix + "/{enrollment_uuid}/assessment-attempts", dependencies=[only_query()])
     @connected
     def create_attempt(uuid: PathUuid, enrollment_uuid: PathUuid, body: AttemptCreate,
-                       who: Caller):
-        now, score = utcnow(), body.score
-
-        def record(enrollment):
-            return lifecycle.record_attempt(enrollment, enrollment.certification, score, now)
-
-        def store(enrollment, passed):
-            return AssessmentAttempt.create(
-                enrollment=enrollment, score=score, passed=passed, submitted_at=now)
-
-        enrollment, attempt = change(who["account_uuid"], uuid, enrollment_uuid, record,
-                                     after=store)
-        body = {**attempt.as_json(), "enrollment": render(enrollment)}
-        return json_response(body, 201, {
-            "Location": f"{location(enrollment)}/assessment-attempts/{attempt.uuid}"})
+                       _caller: Caller):
+        return reply(attempts.create_attempt(uuid, enrollment_uuid, body.model_dump()))
 
     @api.exception_handler(ApiError)
     async def on_api_error(_request, exc: ApiError):
