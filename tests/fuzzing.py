@@ -5,8 +5,8 @@ hook that points generated requests at it, and the record of what came back.
 Random UUIDs name nothing, so without help every path parameter is a 404. Before
 fuzzing, ``seed_world`` creates one of each resource through the API; then, in three
 requests out of four, ``Steering.map_case`` swaps a well-formed path UUID that names
-nothing the run has seen for one that exists. Values the run has seen (from links in
-the stateful phase, or any earlier response) are left alone, so chains stay intact.
+nothing the run has seen for those of an existing resource; in the stateful phase paths
+are left to the spec's links, and only body references are repaired.
 DELETEs (and PATCHes of a certification) go to spare resources, so one operation does
 not take the target away from the others.
 """
@@ -130,19 +130,16 @@ class Steering:
         if not self.world:
             return case
         # Stateful checks count every value changed after generation as one a link gave,
-        # and read a 404 for it as a lost resource. So there, paths are only pointed at
-        # resources nothing deletes (never the spares of PATCH and DELETE), and a body
-        # reference to nothing, a 404 too, is always repaired.
+        # and read a 404 for it as a resource lost. So paths there are left to the links
+        # (a seeded resource in a chain would also be fair game for its DELETE), and a
+        # body reference to nothing, a 404 as well, is always repaired.
         stateful = case.meta is not None and case.meta.phase.name.value == "stateful"
         picked = self._pick(case)
-        if picked and not (stateful and case.method.upper() in ("PATCH", "DELETE")):
-            params = case.path_parameters or {}
-            # The whole set or nothing: a real certification with the seeded enrollment of
-            # another is one more 404. In the stateful phase a known value came from a
-            # link and stays; elsewhere it is one Schemathesis took from some response.
-            unknown = [self._unknown(value) for value in params.values()]
-            if params and (all(unknown) if stateful else any(unknown)):
-                params.update(world_targets(self.world, case.operation.path, case.method.upper()))
+        params = case.path_parameters or {}
+        # The whole set, even values Schemathesis took from earlier responses: a real
+        # certification with the seeded enrollment of another is one more 404.
+        if picked and not stateful and any(self._unknown(value) for value in params.values()):
+            params.update(world_targets(self.world, case.operation.path, case.method.upper()))
         body = case.body
         if (picked or stateful) and isinstance(body, dict):
             label = case.operation.label
