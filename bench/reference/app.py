@@ -90,7 +90,7 @@ def only_query(*names: str):
     """Unknown query parameters are a 422, as with Connexion's strict_validation."""
     allowed = frozenset(names)
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: FastAPI runs a sync one on a thread
         for name in request.query_params:
             if name not in allowed:
                 raise ValidationFailed(f"query/{name}: Unknown parameter")
