@@ -6,7 +6,9 @@ Random UUIDs name nothing, so without help every path parameter is a 404. Before
 fuzzing, ``seed_world`` creates one of each resource through the API; then, in three
 requests out of four, ``Steering.map_case`` swaps a well-formed path UUID that names
 nothing the run has seen for those of an existing resource; in the stateful phase paths
-are left to the spec's links, and only body references are repaired.
+are left to the spec's links, and only body references are repaired. (Schemathesis
+applies the hook to the cases it generates; under pytest the schema's examples and the
+coverage cases are built while collecting and go as they are.)
 DELETEs (and PATCHes of a certification) go to spare resources, so one operation does
 not take the target away from the others.
 """
@@ -121,8 +123,11 @@ class Steering:
         self.seen |= _uuids(world)
 
     def _pick(self, case) -> bool:
-        """Three cases in four, chosen from their own content so runs repeat; the rest
-        keep their random uuids and test the 404s."""
+        """Every case until the operation has answered 2xx once, then three in four,
+        chosen from their own content so runs repeat; the rest keep their random uuids
+        and test the 404s. (A small budget may hold only two or three valid cases.)"""
+        if not any(200 <= status < 300 for status in self.statuses[case.operation.label]):
+            return True
         key = repr((case.path_parameters, case.query, case.body)).encode("utf-8", "surrogatepass")
         return zlib.crc32(key) % 4 != 0
 
