@@ -115,7 +115,8 @@ def handler(function):
             if not database.is_closed():
                 database.close()
 
-    run.__signature__ = inspect.signature(function)
+    # On the handler itself too: Connexion's parameter decorator unwraps to it.
+    run.__signature__ = function.__signature__ = inspect.signature(function)
     return run
 
 
