@@ -26,7 +26,9 @@ from bench.run import ROOT, TARGETS, Server, run_wrk, wrk_args
 # Where a sample's time goes: the innermost frame that matches one of these decides
 # (tried from the innermost frame outwards, the first pattern that matches wins), so a
 # Peewee call made by a handler counts as data work, a jsonschema call made by the
-# validation middleware as validation.
+# validation middleware as validation. Event-loop and thread plumbing (asyncio,
+# threading, executors) is charged to the layer that called it, and only to
+# "event loop, thread hand-offs" when no layer is on the stack.
 STAGES = [
     ("json encode/decode", re.compile(r"(^|/)json/|jsonifier")),
     ("logging", re.compile(r"logging/")),
@@ -37,19 +39,25 @@ STAGES = [
         r"certapi/validation|connexion/validators|connexion/uri_parsing|jsonschema|regress"
         r"|connexion/middleware/request_validation|pydantic|fastapi/dependencies")),
     ("security middleware", re.compile(r"connexion/middleware/security|connexion/security")),
+    ("a2wsgi + Flask", re.compile(r"a2wsgi/|flask/|werkzeug/")),
     ("handler call: parameters, response, thread hop", re.compile(
         r"connexion/decorators|connexion/apps|starlette/concurrency|anyio/|fastapi/routing"
-        r"|starlette/responses|concurrent/futures|threading")),
+        r"|starlette/responses")),
     ("certapi ASGI middleware (request log, limits, 405)", re.compile(r"certapi/middleware")),
     ("routing and exception layers", re.compile(r"connexion/|starlette/|fastapi/")),
-    ("a2wsgi + Flask", re.compile(r"a2wsgi/|flask/|werkzeug/")),
-    ("server: uvicorn, httptools, event loop", re.compile(r"uvicorn|httptools|asyncio/|selectors")),
+    ("server: uvicorn, httptools", re.compile(r"uvicorn|httptools")),
 ]
+PLUMBING = ("event loop, thread hand-offs",
+            re.compile(r"asyncio/|threading|concurrent/|selectors|contextvars|queue"))
+
+
 def stage_of(frames: list[str]) -> str:
     for frame in reversed(frames):
         for name, pattern in STAGES:
             if pattern.search(frame):
                 return name
+    if any(PLUMBING[1].search(frame) for frame in frames):
+        return PLUMBING[0]
     return "other"
 
 
