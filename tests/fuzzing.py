@@ -9,8 +9,8 @@ nothing the run has seen for those of an existing resource; in the stateful phas
 are left to the spec's links, and only body references are repaired. (Schemathesis
 applies the hook to the cases it generates; under pytest the schema's examples and the
 coverage cases are built while collecting and go as they are.)
-DELETEs (and PATCHes of a certification) go to spare resources, so one operation does
-not take the target away from the others.
+DELETEs use up spare resources one after the other, and PATCHes of a certification or
+an enrollment get their own, so one operation does not take the target away from others.
 """
 import os
 import re
@@ -51,56 +51,71 @@ def load_config() -> SchemathesisConfig:
 
 # --- the seeded world -------------------------------------------------------------
 
+SPARES = 3  # resources of each kind for DELETEs to use up, one after another
+
+
 def seed_world(post) -> dict:
-    """Create one of each resource with ``post(path, body) -> response json`` (which
-    must insist on a 201) and return their uuids."""
-    partner = post("/v1/partners", {"name": "Fuzz Partner"})["uuid"]
-    spare_partner = post("/v1/partners", {"name": "Fuzz Spare Partner"})["uuid"]
-    user = post("/v1/users", {"email": "fuzz-staff@example.com"})["uuid"]
-    post("/v1/users", {"email": "fuzz-partner@example.com", "partnership_uuid": partner})
-    spare_user = post("/v1/users", {"email": "fuzz-spare@example.com"})["uuid"]
-    learner = post("/v1/users", {"email": "fuzz-learner@example.com"})["uuid"]
-    leaver = post("/v1/users", {"email": "fuzz-leaver@example.com"})["uuid"]
-    enrollable = [post("/v1/users", {"email": f"fuzz-new{n}@example.com"})["uuid"] for n in range(4)]
-    certification = post("/v1/certifications", {"name": "Fuzz Cert", "status": "published"})["uuid"]
-    open_certification = post("/v1/certifications", {"name": "Fuzz Open Cert", "status": "published"})["uuid"]
-    patched_certification = post("/v1/certifications", {"name": "Fuzz Patched Cert"})["uuid"]
-    spare_certification = post("/v1/certifications", {"name": "Fuzz Spare Cert"})["uuid"]
-    enrollments = f"/v1/certifications/{certification}/enrollments"
-    enrollment = post(enrollments, {"user_uuid": user})["uuid"]
-    for pooled in enrollable:  # so no DELETE (a link's, say) can take a pooled user away
-        post(enrollments, {"user_uuid": pooled})
-    progressing = post(enrollments, {"user_uuid": learner})["uuid"]  # no attempt completes it
-    spare_enrollment = post(enrollments, {"user_uuid": leaver})["uuid"]
-    attempt = post(f"{enrollments}/{enrollment}/assessment-attempts", {"score": 10})["uuid"]
-    return {
-        "partner": partner, "spare_partner": spare_partner,
-        "user": user, "spare_user": spare_user, "enrollable_users": enrollable,
-        "certification": certification, "open_certification": open_certification,
-        "patched_certification": patched_certification, "spare_certification": spare_certification,
-        "enrollment": enrollment, "progressing_enrollment": progressing,
-        "spare_enrollment": spare_enrollment, "attempt": attempt,
+    """Create the resources the hooks aim at with ``post(path, body) -> response json``
+    (which must insist on a 201) and return their uuids."""
+    def partner(name):
+        return post("/v1/partners", {"name": name})["uuid"]
+
+    def user(email, **fields):
+        return post("/v1/users", {"email": email, **fields})["uuid"]
+
+    def certification(name, **fields):
+        return post("/v1/certifications", {"name": name, **fields})["uuid"]
+
+    world = {
+        "partner": partner("Fuzz Partner"),
+        "spare_partners": [partner(f"Fuzz Spare Partner {n}") for n in range(SPARES)],
+        "user": user("fuzz-staff@example.com"),
+        "spare_users": [user(f"fuzz-spare{n}@example.com") for n in range(SPARES)],
+        "enrollable_users": [user(f"fuzz-new{n}@example.com") for n in range(4)],
+        "certification": certification("Fuzz Cert", status="published"),
+        # One the pooled users are not enrolled in, for POST .../enrollments.
+        "open_certification": certification("Fuzz Open Cert", status="published"),
+        # A PATCH could unpublish the seeded one or lower max_attempts under its enrollment.
+        "patched_certification": certification("Fuzz Patched Cert"),
+        "spare_certifications": [certification(f"Fuzz Spare Cert {n}") for n in range(SPARES)],
     }
+    user("fuzz-partner@example.com", partnership_uuid=world["partner"])
+    enrollments = f"/v1/certifications/{world['certification']}/enrollments"
+
+    def enroll(email):
+        return post(enrollments, {"user_uuid": user(email)})["uuid"]
+
+    world["enrollment"] = post(enrollments, {"user_uuid": world["user"]})["uuid"]
+    for pooled in world["enrollable_users"]:  # so no DELETE (a link's, say) takes them away
+        post(enrollments, {"user_uuid": pooled})
+    # Attempts complete the seeded enrollment and progress stops there (409): PATCHes get this one.
+    world["progressing_enrollment"] = enroll("fuzz-learner@example.com")
+    world["spare_enrollments"] = [enroll(f"fuzz-leaver{n}@example.com") for n in range(SPARES)]
+    world["attempt"] = post(f"{enrollments}/{world['enrollment']}/assessment-attempts", {"score": 10})["uuid"]
+    return world
 
 
-def world_targets(world: dict, path: str, method: str) -> dict:
-    """The existing resource each path parameter of ``method path`` should name."""
+def world_targets(world: dict, path: str, method: str, gone=frozenset()) -> dict:
+    """The existing resource each path parameter of ``method path`` should name; a
+    DELETE gets the first spare not ``gone`` yet."""
+    def spare(kind):
+        return next((uuid for uuid in world[kind] if uuid not in gone), world[kind][-1])
+
     deleting = method == "DELETE"
     if path.startswith("/partners/"):
-        return {"uuid": world["spare_partner" if deleting else "partner"]}
+        return {"uuid": spare("spare_partners") if deleting else world["partner"]}
     if path.startswith("/users/"):
-        return {"uuid": world["spare_user" if deleting else "user"]}
+        return {"uuid": spare("spare_users") if deleting else world["user"]}
     if path == "/certifications/{uuid}":
-        # A PATCH could unpublish the seeded one or lower max_attempts under its enrollment.
-        spare = {"PATCH": "patched_certification", "DELETE": "spare_certification"}
-        return {"uuid": world[spare.get(method, "certification")]}
+        named = {"PATCH": world["patched_certification"]}.get(method, world["certification"])
+        return {"uuid": spare("spare_certifications") if deleting else named}
     if path == "/certifications/{uuid}/enrollments" and method == "POST":
-        # One the pooled users are not enrolled in yet.
         return {"uuid": world["open_certification"]}
     targets = {"uuid": world["certification"]}
-    if path.endswith("{enrollment_uuid}") and method in ("PATCH", "DELETE"):
-        # Attempts complete the seeded enrollment, and progress stops there (409).
-        targets["enrollment_uuid"] = world["progressing_enrollment" if method == "PATCH" else "spare_enrollment"]
+    if path.endswith("{enrollment_uuid}") and deleting:
+        targets["enrollment_uuid"] = spare("spare_enrollments")
+    elif path.endswith("{enrollment_uuid}") and method == "PATCH":
+        targets["enrollment_uuid"] = world["progressing_enrollment"]
     elif "{enrollment_uuid}" in path:
         targets["enrollment_uuid"] = world["enrollment"]
     if "{attempt_uuid}" in path:
@@ -114,6 +129,7 @@ class Steering:
     def __init__(self, world: dict | None = None):
         self.world: dict = {}
         self.seen: set[str] = set()
+        self.gone: set[str] = set()  # deleted with a 2xx
         self.statuses: dict[str, Counter] = defaultdict(Counter)
         if world is not None:
             self.aim(world)
@@ -144,7 +160,7 @@ class Steering:
         # The whole set, even values Schemathesis took from earlier responses: a real
         # certification with the seeded enrollment of another is one more 404.
         if picked and not stateful and any(self._unknown(value) for value in params.values()):
-            params.update(world_targets(self.world, case.operation.path, case.method.upper()))
+            params.update(world_targets(self.world, case.operation.path, case.method.upper(), self.gone))
         body = case.body
         if (picked or stateful) and isinstance(body, dict):
             label = case.operation.label
@@ -164,6 +180,8 @@ class Steering:
 
     def after_call(self, context, case, response):
         self.statuses[case.operation.label][response.status_code] += 1
+        if 200 <= response.status_code < 300 and case.method.upper() == "DELETE":
+            self.gone.update(str(value).lower() for value in (case.path_parameters or {}).values())
         if 200 <= response.status_code < 300:
             try:
                 self.seen.update(_uuids(response.json()))
