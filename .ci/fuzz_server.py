@@ -107,6 +107,7 @@ def main() -> int:
              "--database-url", database_url, "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        returncode = 1
         try:
             wait_until_up(base, server)
             world = Path(tmp) / "world.json"
@@ -123,8 +124,8 @@ def main() -> int:
             ]
             env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks",
                    "CERTAPI_FUZZ_WORLD": str(world), "PYTHONPATH": str(ROOT)}
-            run = subprocess.run([str(part) for part in command], env=env, cwd=ROOT)
-            print(f"schemathesis run: exit {run.returncode} after {time.monotonic() - started:.0f}s"
+            returncode = subprocess.run([str(part) for part in command], env=env, cwd=ROOT).returncode
+            print(f"schemathesis run: exit {returncode} after {time.monotonic() - started:.0f}s"
                   f" (max-examples {examples})")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -134,9 +135,12 @@ def main() -> int:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
             log.close()
-            if server.returncode not in (0, -signal.SIGTERM):
-                print((Path(tmp) / "server.log").read_text()[-5000:], file=sys.stderr)
+            if returncode or server.returncode not in (0, -signal.SIGTERM):
+                print("certapi serve's log, last lines:\n"
+                      + (Path(tmp) / "server.log").read_text()[-5000:], file=sys.stderr)
 
+    if not (REPORTS / "events.ndjson").exists():
+        return returncode or 1
     spread = status_spread(REPORTS / "events.ndjson")
     labels = [f"{method.upper()} {path}" for path, item in load_spec()["paths"].items()
               for method in item if method in METHODS]
@@ -150,7 +154,7 @@ def main() -> int:
     missing = without_success(spread, labels)
     if missing:
         print("no 2xx answer for: " + ", ".join(missing), file=sys.stderr)
-    return run.returncode or (1 if missing else 0)
+    return returncode or (1 if missing else 0)
 
 
 if __name__ == "__main__":
