@@ -1,18 +1,20 @@
 """The application factory: openapi.yaml routed by Connexion into the handlers.
 
-Connexion's AsyncApp serves it: its middleware validates and authenticates, and calls
-each (synchronous) handler on a worker thread. Its FlaskApp would add Flask and a WSGI
+Connexion's AsyncApp serves it: its middleware validates and authenticates, and each
+(synchronous) handler runs on a handler thread (``handler``). Its FlaskApp would add Flask and a WSGI
 bridge (a2wsgi) that hops between threads several times per request; the benchmark in
 bench/ measured that layer alone at about as much CPU as all of FastAPI's.
 """
-import contextlib
+import asyncio
+import contextvars
 import functools
 import inspect
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import anyio.to_thread
 import connexion
 import yaml
 from connexion.exceptions import ProblemException
@@ -36,7 +38,9 @@ from models.db import database, init_database
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 BASE_PATH = "/v1"
+# Handlers running at once per process, as the WSGI bridge of the FlaskApp allowed.
 HANDLER_THREADS = 10
+_handler_pool: tuple[int, ThreadPoolExecutor] | None = None
 
 log = logging.getLogger("certapi.error")
 
@@ -98,34 +102,42 @@ async def on_integrity(_request, exc: IntegrityError):
     return _response(409, "conflict", "The change conflicts with the current state; retry")
 
 
+def _executor() -> ThreadPoolExecutor:
+    """This process's handler threads (a forked worker makes its own)."""
+    global _handler_pool
+    if _handler_pool is None or _handler_pool[0] != os.getpid():
+        _handler_pool = (os.getpid(), ThreadPoolExecutor(
+            max_workers=HANDLER_THREADS, thread_name_prefix="certapi-handler"))
+    return _handler_pool[1]
+
+
 def handler(function):
-    """A handler as Connexion calls it, on a worker thread of the request.
+    """A handler as Connexion calls it: a coroutine that runs the (synchronous) handler
+    on one of this process's handler threads, in a copy of the request's context.
 
-    The first query checks a pooled connection out (autoconnect) and it goes back to the
-    pool when the handler returns: Peewee's connections are per thread, so this must run
-    on the handler's own thread. Connecting lazily lets /v1/health answer 503 itself
-    while the database is unreachable. Connexion also inspects the handler's signature
-    on every request; it is computed once here (inspect returns a ``__signature__``)."""
+    Connexion would run a plain function on anyio's thread pool; an executor hop costs
+    less (bench/PROFILE.md) and bounds the threads, so the connection pool
+    (models/db.py) is sized for them. The first query checks a pooled connection out
+    (autoconnect) and it goes back to the pool when the handler returns, on its own
+    thread, as Peewee's connections are per thread; connecting lazily lets /v1/health
+    answer 503 itself while the database is unreachable. Connexion also inspects the
+    handler's signature on every request: it is computed once (``__signature__``)."""
 
-    @functools.wraps(function)
-    def run(*args, **kwargs):
+    def call(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         finally:
             if not database.is_closed():
                 database.close()
 
+    @functools.wraps(function)
+    async def run(*args, **kwargs):
+        job = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_executor(), job)
+
     # On the handler itself too: Connexion's parameter decorator unwraps to it.
     run.__signature__ = function.__signature__ = inspect.signature(function)
     return run
-
-
-@contextlib.asynccontextmanager
-async def lifespan(_app):
-    # As many handlers at once per process as the WSGI bridge allowed before (10), so
-    # the connection pool (models/db.py) is sized for them; anyio's default is 40.
-    anyio.to_thread.current_default_thread_limiter().total_tokens = HANDLER_THREADS
-    yield
 
 
 def configure_logging() -> None:
@@ -147,7 +159,6 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
 
     app = connexion.AsyncApp(
         __name__,
-        lifespan=lifespan,
         resolver=Resolver(function_resolver=lambda name: handler(get_function_from_name(name))),
         specification_dir=str(SPEC_PATH.parent),
         strict_validation=True,
