@@ -1,18 +1,7 @@
-"""The application factory: openapi.yaml routed by Connexion into the handlers.
-
-Connexion's AsyncApp serves it: its middleware validates and authenticates, and each
-(synchronous) handler runs on a handler thread (``handler``). Its FlaskApp would add Flask and a WSGI
-bridge (a2wsgi) that hops between threads several times per request; the benchmark in
-bench/ measured that layer alone at about as much CPU as all of FastAPI's.
-"""
-import asyncio
-import contextvars
-import functools
+"""The application factory: openapi.yaml routed by Connexion (FlaskApp) into the handlers."""
 import inspect
 import json
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import connexion
@@ -29,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from certapi import auth, swagger_ui
 from certapi.config import Settings
-from certapi.errors import BY_STATUS, ApiError, envelope_bytes
+from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
 from certapi.middleware import (
     AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
 )
@@ -38,10 +27,6 @@ from models.db import database, init_database
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 BASE_PATH = "/v1"
-# Handlers running at once per process, as the WSGI bridge of the FlaskApp allowed.
-HANDLER_THREADS = 10
-_handler_pool: tuple[int, ThreadPoolExecutor] | None = None
-
 log = logging.getLogger("certapi.error")
 
 # Messages for the statuses Connexion and Starlette raise themselves.
@@ -95,49 +80,44 @@ async def on_unhandled(_request, exc: Exception):
     return _response(500, "internal_error", "Internal server error")
 
 
-async def on_integrity(_request, exc: IntegrityError):
-    # A uniqueness or reference rule held by the database; handlers check the common
-    # cases first, so this is the race between two requests.
-    log.info("integrity conflict: %s", exc)
-    return _response(409, "conflict", "The change conflicts with the current state; retry")
+def _install_flask_hooks(flask_app) -> None:
+    """Errors raised inside handlers are answered by Flask itself, on the handler's thread."""
+
+    # The first query of a request checks a pooled connection out (autoconnect); the
+    # request hands it back when it ends, on the same thread, as Peewee's connections are
+    # per thread. Connecting lazily lets /v1/health answer 503 itself while the database
+    # is unreachable.
+    @flask_app.teardown_request
+    def _release(_exc):
+        if not database.is_closed():
+            database.close()
+
+    def as_flask(status, code, message, headers=None):
+        return envelope(code, message), status, headers or {}
+
+    @flask_app.errorhandler(ApiError)
+    def _api_error(exc):
+        return as_flask(exc.status, exc.code, exc.message, exc.headers)
+
+    @flask_app.errorhandler(IntegrityError)
+    def _integrity(exc):
+        # A uniqueness or reference rule held by the database; handlers check the common
+        # cases first, so this is the race between two requests.
+        log.info("integrity conflict: %s", exc)
+        return as_flask(409, "conflict", "The change conflicts with the current state; retry")
+
+    @flask_app.errorhandler(Exception)
+    def _unhandled(exc):
+        log.error("unhandled error", exc_info=exc)
+        return as_flask(500, "internal_error", "Internal server error")
 
 
-def _executor() -> ThreadPoolExecutor:
-    """This process's handler threads (a forked worker makes its own)."""
-    global _handler_pool
-    if _handler_pool is None or _handler_pool[0] != os.getpid():
-        _handler_pool = (os.getpid(), ThreadPoolExecutor(
-            max_workers=HANDLER_THREADS, thread_name_prefix="certapi-handler"))
-    return _handler_pool[1]
-
-
-def handler(function):
-    """A handler as Connexion calls it: a coroutine that runs the (synchronous) handler
-    on one of this process's handler threads, in a copy of the request's context.
-
-    Connexion would run a plain function on anyio's thread pool; an executor hop costs
-    less (bench/PROFILE.md) and bounds the threads, so the connection pool
-    (models/db.py) is sized for them. The first query checks a pooled connection out
-    (autoconnect) and it goes back to the pool when the handler returns, on its own
-    thread, as Peewee's connections are per thread; connecting lazily lets /v1/health
-    answer 503 itself while the database is unreachable. Connexion also inspects the
-    handler's signature on every request: it is computed once (``__signature__``)."""
-
-    def call(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        finally:
-            if not database.is_closed():
-                database.close()
-
-    @functools.wraps(function)
-    async def run(*args, **kwargs):
-        job = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(_executor(), job)
-
-    # On the handler itself too: Connexion's parameter decorator unwraps to it.
-    run.__signature__ = function.__signature__ = inspect.signature(function)
-    return run
+def resolve_handler(name: str):
+    """The handler for an operationId. Connexion inspects a handler's signature on every
+    request; computed once here, inspect returns the stored ``__signature__`` as it is."""
+    function = get_function_from_name(name)
+    function.__signature__ = inspect.signature(function)
+    return function
 
 
 def configure_logging() -> None:
@@ -150,16 +130,16 @@ def configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
+def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     settings = settings or Settings()
     configure_logging()
     init_database(settings.database_url)
     auth.configure(settings.key_cache_seconds)
     spec = load_spec()
 
-    app = connexion.AsyncApp(
+    app = connexion.FlaskApp(
         __name__,
-        resolver=Resolver(function_resolver=lambda name: handler(get_function_from_name(name))),
+        resolver=Resolver(function_resolver=resolve_handler),
         specification_dir=str(SPEC_PATH.parent),
         strict_validation=True,
         validate_responses=settings.validate_responses,
@@ -169,9 +149,9 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
         middlewares=swagger_ui.MIDDLEWARES,
     )
     app.add_api(spec, base_path=BASE_PATH)
+    _install_flask_hooks(app.app)
 
     app.add_error_handler(ApiError, on_api_error)
-    app.add_error_handler(IntegrityError, on_integrity)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_exception)
     app.add_error_handler(Exception, on_unhandled)
