@@ -4,25 +4,12 @@ import re
 
 import pytest
 
+from certapi.contract.seed import SEED_FIELDS
+from certapi.contract.seed import UUID as SEED_UUID
 from tests.conftest import SPEC
 
-UUID_PATTERN = (
-    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
-    r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$"
-)
-# Field → (JSON types allowed, nullable) as the seed page lists them.
-SEED_FIELDS = {
-    "uuid": ((str,), False),
-    "user_uuid": ((str,), False),
-    "user_email": ((str,), False),
-    "status": ((str,), False),
-    "progress_percentage": ((int, float), False),
-    "enrolled_at": ((str,), False),
-    "started_at": ((str,), True),
-    "completed_at": ((str,), True),
-    "assessment_best_score": ((int, float), True),
-    "assessment_passed": ((bool,), True),
-}
+# The seed page's facts live once, in the portable contract suite.
+UUID_PATTERN = SEED_UUID.pattern
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
