@@ -35,7 +35,8 @@ LAYERS = [
     ("Connexion security (incl. certapi.auth)", "connexion.middleware.security", "SecurityOperation", "__call__"),
     ("Connexion request validation (incl. certapi validators)", "connexion.middleware.request_validation", "RequestValidationOperation", "__call__"),
     ("Connexion context, lifespan", "connexion.middleware.context", "ContextMiddleware", "__call__"),
-    ("Connexion handler call: parameters, thread hop, response", "connexion.apps.asynchronous", "AsyncOperation", "__call__"),
+    ("a2wsgi bridge, Flask, Connexion's parameter and response decorators",
+     "connexion.apps.flask", "FlaskASGIApp", "__call__"),
 ]
 HANDLER = "handler on its thread: queries, lifecycle, rendering"
 
@@ -98,21 +99,21 @@ def install_timers(spent: collections.Counter) -> None:
                 spent[_label] += time.perf_counter() - started
         setattr(owner, method, timed)
 
-    wrap = certapi.app.handler
+    resolve = certapi.app.resolve_handler
 
-    def timed_handler(function):
-        run = wrap(function)
+    def timed_resolve(name):
+        function = resolve(name)
 
-        @functools.wraps(run)
+        @functools.wraps(function)
         def timed(*args, **kwargs):
             started = time.perf_counter()
             try:
-                return run(*args, **kwargs)
+                return function(*args, **kwargs)
             finally:
                 spent[HANDLER] += time.perf_counter() - started
-        timed.__signature__ = run.__signature__
+        timed.__signature__ = function.__signature__
         return timed
-    certapi.app.handler = timed_handler
+    certapi.app.resolve_handler = timed_resolve
 
 
 async def measure(n: int, key: str) -> None:
