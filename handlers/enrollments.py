@@ -103,12 +103,12 @@ def create_enrollment(uuid, body):
         raise Conflict(f"Certification is {certification.status}, not published")
 
     already = Conflict("User is already enrolled in this certification")
+    active = Enrollment.select().where(
+        (Enrollment.certification == certification) & (Enrollment.user == user)
+        & Enrollment.status.in_(ACTIVE_STATUSES)
+    )
     try:
         with database.atomic():
-            active = Enrollment.select().where(
-                (Enrollment.certification == certification) & (Enrollment.user == user)
-                & Enrollment.status.in_(ACTIVE_STATUSES)
-            )
             if active.exists():
                 raise already
             enrollment = Enrollment.create(
@@ -116,7 +116,11 @@ def create_enrollment(uuid, body):
                 user=user, partner=partner,
             )
     except IntegrityError:
-        raise already  # the partial unique index caught a concurrent twin
+        # Either the partial unique index caught a concurrent twin, or a foreign key
+        # caught the user, certification or partner being deleted meanwhile.
+        if active.exists():
+            raise already
+        raise Conflict("The user, certification or partner changed meanwhile; retry")
     enrollment.user = user
     return created(render(enrollment), location(enrollment))
 

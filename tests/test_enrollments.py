@@ -198,3 +198,23 @@ def test_user_enrollments_across_certifications(api, client, tenant):
     listed = client.get(f"/v1/users/{user['uuid']}/enrollments", headers=tenant.headers).json()
     assert [e["uuid"] for e in listed["data"]] == [first["uuid"], second["uuid"]]
     assert {e["user_email"] for e in listed["data"]} == {user["email"]}
+
+
+def test_enroll_racing_a_delete_is_409_without_claiming_a_duplicate(api, client, tenant, monkeypatch):
+    """A foreign key failing at insert (the user deleted meanwhile) is a retryable 409,
+    not "already enrolled"."""
+    from peewee import IntegrityError
+
+    from models import Enrollment
+
+    cert, user = api.certification(), api.user()
+
+    def deleted_meanwhile(**_fields):
+        raise IntegrityError("FOREIGN KEY constraint failed")
+
+    monkeypatch.setattr(Enrollment, "create", deleted_meanwhile)
+    response = client.post(f"/v1/certifications/{cert['uuid']}/enrollments",
+                           json={"user_uuid": user["uuid"]}, headers=tenant.headers)
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        "The user, certification or partner changed meanwhile; retry")
