@@ -21,6 +21,7 @@ from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
 from certapi.middleware import (
     AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
+    current_request_id,
 )
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
@@ -76,7 +77,7 @@ async def on_http_exception(_request, exc: HTTPException):
 
 
 async def on_unhandled(_request, exc: Exception):
-    log.error("unhandled error", exc_info=exc)
+    log.error("unhandled error request_id=%s", current_request_id.get(), exc_info=exc)
     return _response(500, "internal_error", "Internal server error")
 
 
@@ -108,7 +109,7 @@ def _install_flask_hooks(flask_app) -> None:
 
     @flask_app.errorhandler(Exception)
     def _unhandled(exc):
-        log.error("unhandled error", exc_info=exc)
+        log.error("unhandled error request_id=%s", current_request_id.get(), exc_info=exc)
         return as_flask(500, "internal_error", "Internal server error")
 
 

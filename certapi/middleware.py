@@ -1,6 +1,7 @@
 """ASGI middleware around Connexion's stack: request ids and the access log, body-size
 limits, 405s whose ``Allow`` lists every method of the path, and paths that hold control
 characters."""
+import contextvars
 import logging
 import re
 import time
@@ -13,6 +14,11 @@ from certapi.errors import (
 
 access_log = logging.getLogger("certapi.access")
 error_log = logging.getLogger("certapi.error")
+
+# The id of the request being served, for error logs written deeper down (handlers run
+# in a copy of the request's context, so they see it too).
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "certapi_request_id", default="-")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -38,6 +44,7 @@ class RequestLog:
         given = given.decode("latin-1") if given else ""
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         id_header = (b"x-request-id", request_id.encode())
+        current_request_id.set(request_id)
         started = time.perf_counter()
         status = 500
         sent_start = False

@@ -262,6 +262,8 @@ def test_handler_exception_is_500_envelope_traceback_only_in_log(client, tenant,
     assert "Traceback" not in response.text
     assert "Traceback (most recent call last)" in caplog.text
     assert "RuntimeError: secret internal detail" in caplog.text
+    # The traceback names the request, so it can be matched to its access-log line.
+    assert f"unhandled error request_id={response.headers['x-request-id']}" in caplog.text
 
 
 def test_exception_outside_flask_is_500_envelope(client, tenant, monkeypatch, caplog):
@@ -275,3 +277,4 @@ def test_exception_outside_flask_is_500_envelope(client, tenant, monkeypatch, ca
     expect_error(response, 500, "internal_error")
     assert "exploded" not in response.text
     assert "RuntimeError: lookup exploded" in caplog.text
+    assert f"unhandled error request_id={response.headers['x-request-id']}" in caplog.text
