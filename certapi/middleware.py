@@ -8,6 +8,8 @@ import time
 import traceback
 import uuid
 
+from starlette.datastructures import MutableHeaders
+
 from certapi.errors import (
     MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed, envelope_bytes,
 )
@@ -28,6 +30,13 @@ def _header(scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def with_header(scope, name: str, value: str) -> dict:
+    """A copy of ``scope`` with one header set (the original may be shared upstream)."""
+    scope = {**scope, "headers": list(scope["headers"])}
+    MutableHeaders(scope=scope)[name] = value
+    return scope
 
 
 class RequestLog:
@@ -129,9 +138,8 @@ class MediaTypeCase:
         if value is not None:
             media_type, sep, params = value.partition(b";")
             if media_type != media_type.lower():
-                scope = {**scope, "headers": [
-                    (key, media_type.lower() + sep + params if key == b"content-type" else val)
-                    for key, val in scope["headers"]]}
+                lowered = media_type.lower() + sep + params
+                scope = with_header(scope, "content-type", lowered.decode("latin-1"))
         await self.app(scope, receive, send)
 
 

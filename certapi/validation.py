@@ -23,6 +23,7 @@ from jsonschema import ValidationError, validators
 from starlette.datastructures import Headers, MutableHeaders
 
 from certapi.errors import UnsupportedMediaType, ValidationFailed
+from certapi.middleware import with_header
 
 
 @functools.lru_cache(maxsize=None)
@@ -155,7 +156,7 @@ class BodyValidator(JSONRequestBodyValidator):
             raise ValidationFailed("body: Required")
         # The handler layer parses the body again, as JSON only for a JSON media type;
         # the body is now known to be UTF-8 JSON, so say just that.
-        return receive, _with_header(scope, "content-type", "application/json")
+        return receive, with_header(scope, "content-type", "application/json")
 
     async def _sized(self, receive, scope):
         chunks, more = [], True
@@ -169,16 +170,9 @@ class BodyValidator(JSONRequestBodyValidator):
         receive = self._insert_messages(
             receive, messages=[{"type": "http.request", "body": body, "more_body": False}])
         # The body is now sized: say so, as a body without Content-Length counts as empty.
-        scope = _with_header(scope, "content-length", str(len(body)))
+        scope = with_header(scope, "content-length", str(len(body)))
         del MutableHeaders(scope=scope)["transfer-encoding"]
         return receive, scope
-
-
-def _with_header(scope, name: str, value: str) -> dict:
-    """A copy of ``scope`` with one header set (the original may be shared upstream)."""
-    scope = {**scope, "headers": list(scope["headers"])}
-    MutableHeaders(scope=scope)[name] = value
-    return scope
 
 
 def _not_json(constant: str):
