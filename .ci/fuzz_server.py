@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from certapi.app import load_spec  # noqa: E402
+from certapi.spec import load_spec  # noqa: E402
 from tests.fuzzing import CONFIG_PATH, SEED, max_examples, seed_world, without_success  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"

@@ -1,13 +1,17 @@
-"""API-key authentication: the spec's ``x-apikeyInfoFunc`` and the caller's account.
+"""API-key authentication: the spec's ``x-apikeyInfoFunc``.
 
-Connexion runs security functions on the event loop, so the database lookup runs in a
-worker thread and verified keys are cached for ``key_cache_seconds``: the common case
-costs one SHA-256 and a dict lookup.
+``authenticate`` returns the key's token info; Connexion passes its ``sub`` (the key's
+account) to every handler that takes a ``user`` argument, as in Connexion's
+``examples/apikey``. Connexion runs security functions on the event loop, so the
+database lookup runs in a worker thread and verified keys are cached for
+``key_cache_seconds``: the common case costs one SHA-256 and a dict lookup.
 """
 import asyncio
-import contextvars
 import inspect
 import time
+from typing import Any
+
+from starlette.requests import Request
 
 from certapi.errors import Forbidden, Unauthorized
 from models.account import ApiKey, hash_key
@@ -17,11 +21,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCHEMES = {"bearer", "api-key"}
 _CACHE_LIMIT = 10_000
 
-_cache: dict[str, tuple[float, dict]] = {}
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 cache_seconds = 5.0
-# The verified key of the request being served. Set on the event loop by authenticate();
-# the handler's worker thread runs in a copy of the request's context, so it sees it.
-_caller: contextvars.ContextVar[dict] = contextvars.ContextVar("certapi_caller")
 
 
 def configure(key_cache_seconds: float) -> None:
@@ -39,18 +40,17 @@ def parse_authorization(header: str) -> str | None:
     return key
 
 
-def _lookup(key: str) -> dict | None:
+def _lookup(key: str) -> dict[str, Any] | None:
     # Runs on an executor thread: hand the pooled connection back at once instead of
     # letting the thread keep it between requests.
     with database.connection_context():
         row = ApiKey.find_active(key)
     if row is None:
         return None
-    return {"sub": row.account_id, "account_uuid": row.account_id,
-            "permission": row.permission, "key_id": row.uuid}
+    return {"sub": row.account_id, "permission": row.permission, "key_id": row.uuid}
 
 
-async def _verified(key: str) -> dict | None:
+async def _verified(key: str) -> dict[str, Any] | None:
     digest = hash_key(key)
     now = time.monotonic()
     hit = _cache.get(digest)
@@ -64,7 +64,8 @@ async def _verified(key: str) -> dict | None:
     return info
 
 
-async def authenticate(api_key: str, request) -> dict:
+async def authenticate(api_key: str, request: Request) -> dict[str, Any]:
+    """The token info of a valid key allowed this request's method; 401/403 otherwise."""
     key = parse_authorization(api_key)
     if key is None:
         raise Unauthorized('Authorization header must be "Bearer <api_key>" or "Api-Key <api_key>"')
@@ -73,15 +74,9 @@ async def authenticate(api_key: str, request) -> dict:
         raise Unauthorized("Unknown or revoked API key")
     if request.method not in READ_METHODS and info["permission"] != "write":
         raise Forbidden("This API key is read-only")
-    _caller.set(info)
     return info
 
 
 # Connexion inspects the security function's signature on every request (to decide which
 # keyword arguments to pass); inspect.signature returns a __signature__ as it is.
-authenticate.__signature__ = inspect.signature(authenticate)
-
-
-def account_uuid() -> str:
-    """The account of the key that authenticated the current request."""
-    return _caller.get()["account_uuid"]
+authenticate.__signature__ = inspect.signature(authenticate)  # type: ignore[attr-defined]

@@ -1,16 +1,28 @@
-"""The error envelope and the exceptions that produce it.
+"""The error envelope, the exceptions that produce it, and the one handler that answers
+every error.
 
 Every error leaves the service as ``{"error": {"code": ..., "message": ...}}`` with a
 JSON content type; the codes are the contract's, listed in openapi.yaml's Error schema.
+Code raises an ``ApiError``; Connexion's, Starlette's and the database's exceptions are
+mapped to one in ``as_api_error``, and ``answer`` (registered with Connexion's
+ExceptionMiddleware) turns it into the response.
 """
 import json
+import logging
+
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from peewee import IntegrityError
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("certapi.error")
 
 
 class ApiError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, headers: dict | None = None):
+    def __init__(self, message: str = "Internal server error", headers: dict | None = None):
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
@@ -48,12 +60,62 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
 
 
-BY_STATUS = {cls.status: cls for cls in ApiError.__subclasses__()}
+BY_STATUS: dict[int, type[ApiError]] = {cls.status: cls for cls in ApiError.__subclasses__()}
+
+# Messages for the statuses Connexion and Starlette raise themselves.
+_FRAMEWORK_MESSAGES = {
+    401: "Missing Authorization header",
+    404: "Not found",
+    415: "Content-Type must be application/json",
+}
 
 
 def envelope(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def envelope_bytes(code: str, message: str) -> bytes:
-    return json.dumps(envelope(code, message), separators=(",", ":")).encode()
+def _from_status(status: int, message: str, headers: dict | None) -> ApiError:
+    if status == 400:  # Connexion's validation problems: the contract calls them 422
+        status = 422
+    cls = BY_STATUS.get(status)
+    if cls is None:
+        log.error("unexpected framework status %s: %s", status, message)
+        return ApiError()
+    return cls(message, headers)
+
+
+def as_api_error(exc: Exception, request_id: str = "-") -> ApiError:
+    """The contract's error for any exception: the one place exceptions are mapped."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ProblemException):
+        message = _FRAMEWORK_MESSAGES.get(exc.status) or exc.detail or exc.title or "Error"
+        return _from_status(exc.status, message, exc.headers)
+    if isinstance(exc, HTTPException):
+        message = _FRAMEWORK_MESSAGES.get(exc.status_code) or exc.detail
+        return _from_status(exc.status_code, message, dict(exc.headers or {}))
+    if isinstance(exc, IntegrityError):
+        # A uniqueness or reference rule held by the database; handlers check the common
+        # cases first, so this is the race between two requests.
+        log.info("integrity conflict: %s", exc)
+        return Conflict("The change conflicts with the current state; retry")
+    log.error("unhandled error request_id=%s", request_id, exc_info=exc)
+    return ApiError()
+
+
+# A coroutine: Connexion runs a plain-function error handler on a worker thread, a hop
+# that cost more than the rest of a 404 or 409 answer (bench/PROFILE.md).
+async def answer(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Connexion's error handler for every exception: the envelope, with its status."""
+    error = as_api_error(exc, request.scope.get("state", {}).get("request_id", "-"))
+    return ConnexionResponse(
+        status_code=error.status, content_type="application/json", headers=error.headers,
+        body=json.dumps(envelope(error.code, error.message), separators=(",", ":")).encode(),
+    )
+
+
+# What ``answer`` is registered for: Connexion's ExceptionMiddleware looks a handler up by
+# the exception's class, and already has its own for the framework's two.
+HANDLED: tuple[type[Exception], ...] = (
+    ApiError, ProblemException, HTTPException, IntegrityError, Exception,
+)

@@ -1,26 +1,55 @@
 """The enrollment lifecycle: enrolled → in_progress → completed | failed.
 
-Every rule about how an enrollment moves lives here and nowhere else. The functions
-change an enrollment in memory and raise ``TransitionRefused`` for anything the rules
-forbid; storing the result (atomically) is the caller's job.
+Every rule about who may enroll and how an enrollment moves lives here and nowhere
+else. The functions check and change objects in memory and raise an ``ApiError`` for
+anything the rules forbid (``TransitionRefused``, a 409, for a state that does not
+allow the change); finding rows and storing the result atomically is the caller's job.
 """
 import datetime
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from certapi.errors import Conflict, ValidationFailed
+
+if TYPE_CHECKING:
+    from models import Certification, Enrollment, Partner, User
 
 OPEN = ("enrolled", "in_progress")
-FINAL = ("completed", "failed")
+# An enrollment in one of these states blocks a new one for the same user and
+# certification (a failed one is history); the partial unique index of the migrations
+# holds the same rule against races.
+ACTIVE_STATUSES = ("enrolled", "in_progress", "completed")
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(Conflict):
     """The change is not allowed in the enrollment's current state (a 409)."""
 
 
-def _start(enrollment, now: datetime.datetime) -> None:
+def check_enrollment(certification: "Certification", user: "User",
+                     partner: "Partner | None") -> None:
+    """May ``user`` enroll in ``certification``, through ``partner`` if given?"""
+    if user.partner_uuid is not None and partner is None:
+        raise ValidationFailed("body/partnership_uuid: Required for partner users")
+    if partner is not None and partner.uuid != user.partner_uuid:
+        raise ValidationFailed("body/partnership_uuid: Not the user's partner")
+    if certification.status != "published":
+        raise TransitionRefused(f"Certification is {certification.status}, not published")
+
+
+def check_not_enrolled(existing_statuses: Iterable[str]) -> None:
+    """A user holds one live enrollment per certification; after failing, they may
+    enroll again. ``existing_statuses``: their enrollments' in it."""
+    if any(status in ACTIVE_STATUSES for status in existing_statuses):
+        raise TransitionRefused("User is already enrolled in this certification")
+
+
+def _start(enrollment: "Enrollment", now: datetime.datetime) -> None:
     if enrollment.status == "enrolled":
         enrollment.status = "in_progress"
         enrollment.started_at = now
 
 
-def report_progress(enrollment, progress: float, now: datetime.datetime) -> None:
+def report_progress(enrollment: "Enrollment", progress: float, now: datetime.datetime) -> None:
     if enrollment.status not in OPEN:
         raise TransitionRefused(f"Progress cannot change on a {enrollment.status} enrollment")
     if progress < enrollment.progress_percentage:
@@ -31,7 +60,8 @@ def report_progress(enrollment, progress: float, now: datetime.datetime) -> None
     enrollment.progress_percentage = progress
 
 
-def record_attempt(enrollment, certification, score: float, now: datetime.datetime) -> bool:
+def record_attempt(enrollment: "Enrollment", certification: "Certification", score: float,
+                   now: datetime.datetime) -> bool:
     """Apply one assessment attempt; returns whether it passed."""
     if enrollment.status not in OPEN:
         raise TransitionRefused(f"No attempts are accepted on a {enrollment.status} enrollment")

@@ -1,38 +1,33 @@
-"""ASGI middleware around Connexion's stack: request ids and the access log, body-size
-limits, 405s whose ``Allow`` lists every method of the path, and paths that hold control
-characters."""
-import contextvars
+"""ASGI middleware around Connexion's stack, each for one thing the contract needs that
+Connexion does not do: request ids and the access log, body-size limits, 405s whose
+``Allow`` lists every method of the path, case-insensitive media types, and paths that
+hold control characters. Errors are raised as ``ApiError``s; Connexion's exception
+layer answers them (``certapi.errors.answer``)."""
 import logging
 import re
 import time
-import traceback
 import uuid
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from certapi.errors import (
-    MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed, envelope_bytes,
-)
+from certapi import spec
+from certapi.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed
 
 access_log = logging.getLogger("certapi.access")
-error_log = logging.getLogger("certapi.error")
-
-# The id of the request being served, for error logs written deeper down (handlers run
-# in a copy of the request's context, so they see it too).
-current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "certapi_request_id", default="-")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _header(scope, name: bytes) -> bytes | None:
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return value
     return None
 
 
-def with_header(scope, name: str, value: str) -> dict:
+def with_header(scope: Scope, name: str, value: str) -> dict[str, Any]:
     """A copy of ``scope`` with one header set (the original may be shared upstream)."""
     scope = {**scope, "headers": list(scope["headers"])}
     MutableHeaders(scope=scope)[name] = value
@@ -40,38 +35,33 @@ def with_header(scope, name: str, value: str) -> dict:
 
 
 class RequestLog:
-    """Outermost layer: gives every request an id, logs one line when it ends, and turns
-    anything that escaped every error handler into the 500 envelope."""
+    """Outermost layer: gives every request an id (in ``X-Request-Id`` and in the scope's
+    state, where the error handler finds it for its log line) and logs one line when
+    the request ends."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = _header(scope, b"x-request-id")
-        given = given.decode("latin-1") if given else ""
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        text = given.decode("latin-1") if given else ""
+        request_id = text if _REQUEST_ID.match(text) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
-        current_request_id.set(request_id)
         started = time.perf_counter()
         status = 500
-        sent_start = False
 
-        async def send_with_id(message):
-            nonlocal status, sent_start
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                sent_start = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            error_log.error("unhandled error request_id=%s\n%s", request_id, traceback.format_exc())
-            if not sent_start:
-                await _send_error(send, 500, "internal_error", "Internal server error", [id_header])
         finally:
             access_log.info(
                 "%s %s %s %.1fms request_id=%s",
@@ -80,26 +70,15 @@ class RequestLog:
             )
 
 
-async def _send_error(send, status, code, message, headers=()):
-    body = envelope_bytes(code, message)
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), *headers],
-    })
-    await send({"type": "http.response.body", "body": body})
-
-
 class BodyLimit:
-    """Refuses bodies over ``max_bytes`` (413), by Content-Length up front and by counting
-    when the body streams without one."""
+    """Refuses bodies over ``max_bytes`` (413) before they are parsed, by Content-Length
+    up front and by counting when the body streams without one."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = _header(scope, b"content-length")
@@ -110,7 +89,7 @@ class BodyLimit:
                 raise self.too_large()
         seen = 0
 
-        async def counted_receive():
+        async def counted_receive() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
@@ -130,10 +109,10 @@ class MediaTypeCase:
     §8.3.1) but Connexion matches it as sent, and an ``APPLICATION/JSON`` body would skip
     validation and reach the handler as raw bytes."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         value = _header(scope, b"content-type") if scope["type"] == "http" else None
         if value is not None:
             media_type, sep, params = value.partition(b";")
@@ -143,35 +122,20 @@ class MediaTypeCase:
         await self.app(scope, receive, send)
 
 
-def _template_regex(path: str) -> re.Pattern:
-    parts = re.split(r"(\{[^}]+\})", path)
-    return re.compile("^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
-
-
 class AllowedMethods:
-    """Answers a known path called with a method it lacks: 405 with the full ``Allow``.
+    """Answers a known path called with a method it lacks: 405 with the full ``Allow``,
+    as Connexion's router only knows the methods of the first route it matched."""
 
-    Connexion's router only knows the methods of the first route it matched."""
-
-    def __init__(self, app, base_path: str, paths: dict):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        verbs = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-        self.routes = [
-            (_template_regex(base_path + path), sorted(m.upper() for m in item if m in verbs))
-            for path, item in paths.items()
-        ]
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for pattern, methods in self.routes:
-                if pattern.match(scope["path"]):
-                    if scope["method"] not in methods:
-                        allow = ", ".join(methods)
-                        raise MethodNotAllowed(
-                            f"{scope['method']} is not allowed here; use {allow}",
-                            headers={"Allow": allow},
-                        )
-                    break
+            route = spec.route_for(scope["path"])
+            if route is not None and scope["method"] not in route.methods:
+                allow = ", ".join(route.methods)
+                raise MethodNotAllowed(f"{scope['method']} is not allowed here; use {allow}",
+                                       headers={"Allow": allow})
         await self.app(scope, receive, send)
 
 
@@ -185,17 +149,15 @@ class PathControlCharacters:
     500. No identifier holds one, so answer as validation would: 422 naming the
     parameter, or 404 when no template fits."""
 
-    def __init__(self, app, base_path: str, paths: dict):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.templates = [(base_path + path).split("/") for path in paths]
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _CONTROL.search(scope["path"]):
-            segments = scope["path"].split("/")
-            for template in self.templates:
-                pairs = list(zip(template, segments))
-                if len(template) == len(segments) and all(t == s or t.startswith("{") for t, s in pairs):
-                    name = next(t[1:-1] for t, s in pairs if t.startswith("{") and _CONTROL.search(s))
+            for route in spec.ROUTES:
+                found = route.parameter_segments(scope["path"])
+                if found is not None:
+                    name = next(name for name, value in found if _CONTROL.search(value))
                     raise ValidationFailed(f"path/{name}: Does not match the expected format")
             raise NotFound("Not found")
         await self.app(scope, receive, send)

@@ -1,36 +1,38 @@
 """Enrollments: the seed endpoint and its siblings. The rules are in certapi.lifecycle;
 this module finds rows, applies the rules and stores the result atomically."""
-from peewee import IntegrityError
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from peewee import Expression, IntegrityError, ModelSelect
 
 from certapi import lifecycle
-from certapi.auth import account_uuid
-from certapi.errors import Conflict, NotFound, ValidationFailed
+from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
+from certapi.spec import url
 from handlers.scoping import created, no_content, owned
 from models import Certification, Enrollment, Partner, User, database
 from models.base import utcnow
-from models.enrollment import ACTIVE_STATUSES
 
+Json = dict[str, Any]
+Result = TypeVar("Result")
 ORDER = (Enrollment.enrolled_at, Enrollment.uuid)
-# A compare-and-set that loses a race re-reads and re-applies the rules; a handful of
-# rounds is plenty, since each loss means another request made progress.
-CHANGE_ROUNDS = 20
 
 
 def location(enrollment: Enrollment) -> str:
-    return f"/v1/certifications/{enrollment.certification_uuid}/enrollments/{enrollment.uuid}"
+    return url("certifications", enrollment.certification_uuid, "enrollments", enrollment.uuid)
 
 
-def render(enrollment: Enrollment) -> dict:
+def render(enrollment: Enrollment) -> Json:
     return enrollment.as_json(user_email=enrollment.user.email)
 
 
-def with_user(query):
+def with_user(query: ModelSelect) -> ModelSelect:
     """The enrollments of ``query`` with the user fields ``render`` needs."""
     return query.select(Enrollment, User.uuid, User.email).join(User)
 
 
-def enrollment_page(where, page, per_page, status=None, user_uuid=None, partnership_uuid=None):
+def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
+                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
     query = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
@@ -41,13 +43,13 @@ def enrollment_page(where, page, per_page, status=None, user_uuid=None, partners
     return paginate(query, ORDER, page, per_page, render, rows=with_user)
 
 
-def find(certification_uuid: str, enrollment_uuid: str, lock: bool = False) -> Enrollment:
-    """The caller's enrollment, with its user and certification loaded; 404 otherwise.
+def find(certification_uuid: str, enrollment_uuid: str, account: str,
+         lock: bool = False) -> Enrollment:
+    """``account``'s enrollment, with its user and certification loaded; 404 otherwise.
 
     ``lock`` (inside a transaction) locks the enrollment row until commit where the
     database can (PostgreSQL: FOR UPDATE OF the enrollment alone); SQLite's writers
     already hold the database's write lock from BEGIN IMMEDIATE."""
-    account = account_uuid()
     query = (
         Enrollment.select(Enrollment, User, Certification)
         .join(User).switch(Enrollment).join(Certification)
@@ -61,86 +63,72 @@ def find(certification_uuid: str, enrollment_uuid: str, lock: bool = False) -> E
         query = query.for_update(of=Enrollment)
     enrollment = query.first()
     if enrollment is None:
-        owned(Certification, certification_uuid, "Certification")
+        owned(Certification, certification_uuid, "Certification", account)
         raise NotFound("Enrollment not found")
     return enrollment
 
 
-def change(certification_uuid, enrollment_uuid, apply, after=None):
-    """Read, apply a lifecycle rule, and write back unless someone else wrote first.
-
-    Concurrent changes to one enrollment queue on its row lock (see ``find``), so each
-    reads what the previous one wrote; the version check is the backstop that turns any
-    interleaving the lock did not prevent into a retry, never a lost update."""
-    for _ in range(CHANGE_ROUNDS):
-        with database.atomic():
-            enrollment = find(certification_uuid, enrollment_uuid, lock=True)
-            try:
-                result = apply(enrollment)
-            except lifecycle.TransitionRefused as refused:
-                raise Conflict(str(refused))
-            if enrollment.save_if_unchanged():
-                return enrollment, (after(enrollment, result) if after else result)
-    raise Conflict("The enrollment is changing too fast; retry")
+def change(certification_uuid: str, enrollment_uuid: str, account: str,
+           apply: Callable[[Enrollment], Result]) -> tuple[Enrollment, Result]:
+    """Read, apply a lifecycle rule and write back, in one transaction holding the
+    enrollment's row lock (see ``find``): concurrent changes to one enrollment queue on
+    it, so each reads what the previous one wrote. ``apply`` may store more rows."""
+    with database.atomic():
+        enrollment = find(certification_uuid, enrollment_uuid, account, lock=True)
+        result = apply(enrollment)
+        enrollment.save()
+    return enrollment, result
 
 
-def list_enrollments(uuid, page, per_page, status=None, user_uuid=None, partnership_uuid=None):
-    certification = owned(Certification, uuid, "Certification")
+def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str | None = None,
+                     user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
+    certification = owned(Certification, uuid, "Certification", user)
     return enrollment_page(Enrollment.certification == certification, page, per_page,
                            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
 
 
-def create_enrollment(uuid, body):
-    certification = owned(Certification, uuid, "Certification")
-    user = owned(User, body["user_uuid"], "User")
+def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict[str, str]]:
+    certification = owned(Certification, uuid, "Certification", user)
+    member = owned(User, body["user_uuid"], "User", user)
     given = body.get("partnership_uuid")
-    partner = owned(Partner, given, "Partner") if given else None
-    if user.partner_uuid is not None and partner is None:
-        raise ValidationFailed("body/partnership_uuid: Required for partner users")
-    if partner is not None and partner.uuid != user.partner_uuid:
-        raise ValidationFailed("body/partnership_uuid: Not the user's partner")
-    if certification.status != "published":
-        raise Conflict(f"Certification is {certification.status}, not published")
+    partner = owned(Partner, given, "Partner", user) if given else None
+    lifecycle.check_enrollment(certification, member, partner)
 
-    already = Conflict("User is already enrolled in this certification")
-    active = Enrollment.select().where(
-        (Enrollment.certification == certification) & (Enrollment.user == user)
-        & Enrollment.status.in_(ACTIVE_STATUSES)
-    )
+    def existing_statuses() -> list[str]:  # a fresh query each time: a query caches its rows
+        return [status for (status,) in Enrollment.select(Enrollment.status).where(
+            (Enrollment.certification == certification) & (Enrollment.user == member)).tuples()]
+
     try:
         with database.atomic():
-            if active.exists():
-                raise already
+            lifecycle.check_not_enrolled(existing_statuses())
             enrollment = Enrollment.create(
                 account=certification.account_id, certification=certification,
-                user=user, partner=partner,
+                user=member, partner=partner,
             )
     except IntegrityError:
         # Either the partial unique index caught a concurrent twin, or a foreign key
         # caught the user, certification or partner being deleted meanwhile.
-        if active.exists():
-            raise already
-        raise Conflict("The user, certification or partner changed meanwhile; retry")
-    enrollment.user = user
+        lifecycle.check_not_enrolled(existing_statuses())
+        raise Conflict("The user, certification or partner changed meanwhile; retry") from None
+    enrollment.user = member
     return created(render(enrollment), location(enrollment))
 
 
-def get_enrollment(uuid, enrollment_uuid):
-    return render(find(uuid, enrollment_uuid))
+def get_enrollment(uuid: str, enrollment_uuid: str, user: str) -> Json:
+    return render(find(uuid, enrollment_uuid, user))
 
 
-def update_enrollment_progress(uuid, enrollment_uuid, body):
+def update_enrollment_progress(uuid: str, enrollment_uuid: str, body: Json, user: str) -> Json:
     now = utcnow()
     progress = body["progress_percentage"]
-    enrollment, _ = change(
-        uuid, enrollment_uuid, lambda e: lifecycle.report_progress(e, progress, now)
-    )
+    enrollment, _ = change(uuid, enrollment_uuid, user,
+                           lambda e: lifecycle.report_progress(e, progress, now))
     return render(enrollment)
 
 
-def delete_enrollment(uuid, enrollment_uuid):
+def delete_enrollment(uuid: str, enrollment_uuid: str, user: str) -> tuple[None, int]:
     with database.atomic():
-        enrollment = find(uuid, enrollment_uuid)
+        enrollment = find(uuid, enrollment_uuid, user)
         # Attempts go with it through ON DELETE CASCADE.
         enrollment.delete_instance()
     return no_content()

@@ -3,7 +3,7 @@ from peewee import PeeweeException
 from models.db import database
 
 
-def get_health():
+def get_health() -> dict[str, str] | tuple[dict[str, str], int]:
     try:
         database.execute_sql("SELECT 1")
     except PeeweeException:

@@ -1,42 +1,46 @@
+from typing import Any
+
 from peewee import IntegrityError
 
-from certapi.auth import account_uuid
 from certapi.errors import Conflict
 from certapi.pagination import paginate
+from certapi.spec import url
 from handlers.enrollments import enrollment_page
 from handlers.scoping import created, no_content, owned
 from models import Enrollment, Partner, User, database
 
+Json = dict[str, Any]
 ORDER = (User.created_at, User.uuid)
 
 
-def _apply(user: User, body: dict) -> None:
-    """Copy request fields onto ``user``, resolving the partner and folding the email."""
+def _apply(member: User, body: Json, account: str) -> None:
+    """Copy request fields onto ``member``, resolving the partner and folding the email."""
     for name, value in body.items():
         if name == "partnership_uuid":
-            user.partner = owned(Partner, value, "Partner") if value else None
+            member.partner = owned(Partner, value, "Partner", account) if value else None
         elif name == "email":
-            user.email, user.email_key = value, User.fold_email(value)
+            member.email, member.email_key = value, User.fold_email(value)
         else:
-            setattr(user, name, value)
+            setattr(member, name, value)
 
 
-def _save(user: User, **kwargs) -> None:
-    account = account_uuid()
+def _save(member: User, account: str, **kwargs: Any) -> None:
     taken = User.select().where(
-        (User.account == account) & (User.email_key == user.email_key) & (User.uuid != user.uuid)
+        (User.account == account) & (User.email_key == member.email_key)
+        & (User.uuid != member.uuid)
     )
     if taken.exists():
         raise Conflict("A user with this email already exists")
     try:
         with database.atomic():
-            user.save(**kwargs)
+            member.save(**kwargs)
     except IntegrityError:
-        raise Conflict("A user with this email already exists")
+        raise Conflict("A user with this email already exists") from None
 
 
-def list_users(page, per_page, email=None, partnership_uuid=None):
-    query = User.select().where(User.account == account_uuid())
+def list_users(page: int, per_page: int, user: str, email: str | None = None,
+               partnership_uuid: str | None = None) -> Json:
+    query = User.select().where(User.account == user)
     if email is not None:
         query = query.where(User.email_key == User.fold_email(email))
     if partnership_uuid is not None:
@@ -44,33 +48,34 @@ def list_users(page, per_page, email=None, partnership_uuid=None):
     return paginate(query, ORDER, page, per_page, User.as_json)
 
 
-def create_user(body):
-    user = User(account=account_uuid())
-    _apply(user, body)
-    _save(user, force_insert=True)
-    return created(user.as_json(), f"/v1/users/{user.uuid}")
+def create_user(body: Json, user: str) -> tuple[Json, int, dict[str, str]]:
+    member = User(account=user)
+    _apply(member, body, user)
+    _save(member, user, force_insert=True)
+    return created(member.as_json(), url("users", member.uuid))
 
 
-def get_user(uuid):
-    return owned(User, uuid, "User").as_json()
+def get_user(uuid: str, user: str) -> Json:
+    return owned(User, uuid, "User", user).as_json()
 
 
-def update_user(uuid, body):
-    user = owned(User, uuid, "User")
-    _apply(user, body)
-    _save(user)
-    return user.as_json()
+def update_user(uuid: str, body: Json, user: str) -> Json:
+    member = owned(User, uuid, "User", user)
+    _apply(member, body, user)
+    _save(member, user)
+    return member.as_json()
 
 
-def delete_user(uuid):
+def delete_user(uuid: str, user: str) -> tuple[None, int]:
     with database.atomic():
-        user = owned(User, uuid, "User")
-        if Enrollment.select().where(Enrollment.user == user).exists():
+        member = owned(User, uuid, "User", user)
+        if Enrollment.select().where(Enrollment.user == member).exists():
             raise Conflict("User still has enrollments")
-        user.delete_instance()
+        member.delete_instance()
     return no_content()
 
 
-def list_user_enrollments(uuid, page, per_page, status=None):
-    user = owned(User, uuid, "User")
-    return enrollment_page(Enrollment.user == user, page, per_page, status=status)
+def list_user_enrollments(uuid: str, page: int, per_page: int, user: str,
+                          status: str | None = None) -> Json:
+    member = owned(User, uuid, "User", user)
+    return enrollment_page(Enrollment.user == member, page, per_page, status=status)

@@ -3,8 +3,6 @@ from peewee import CharField, DoubleField, ForeignKeyField, IntegerField, TextFi
 from models.account import Account
 from models.base import TimestampedModel, number, rfc3339
 
-STATUSES = ("draft", "published", "archived")
-
 
 class Certification(TimestampedModel):
     account = ForeignKeyField(Account, on_delete="CASCADE")

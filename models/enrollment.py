@@ -8,10 +8,6 @@ from models.certification import Certification
 from models.partner import Partner
 from models.user import User
 
-# An enrollment in one of these states blocks a new one for the same user and
-# certification; the partial unique index in the migrations enforces it.
-ACTIVE_STATUSES = ("enrolled", "in_progress", "completed")
-
 
 class Enrollment(BaseModel):
     account = ForeignKeyField(Account, on_delete="CASCADE")
@@ -27,8 +23,8 @@ class Enrollment(BaseModel):
     assessment_best_score = DoubleField(null=True)
     assessment_passed = BooleanField(null=True)
     expires_at = DateTimeField(null=True)
-    # Bumped on every change: an update names the version it read, so two concurrent
-    # read-modify-writes cannot both win (see save_if_unchanged).
+    # No longer read: concurrent changes queue on the row lock (handlers.enrollments.change).
+    # The column stays until a migration drops it.
     version = IntegerField(default=0)
 
     class Meta:
@@ -36,24 +32,6 @@ class Enrollment(BaseModel):
             (("certification", "enrolled_at", "uuid"), False),
             (("user", "enrolled_at", "uuid"), False),
         )
-
-    LIFECYCLE_FIELDS = (
-        "status", "progress_percentage", "started_at", "completed_at", "assessment_attempts",
-        "assessment_best_score", "assessment_passed", "expires_at",
-    )
-
-    def save_if_unchanged(self) -> bool:
-        """Write the lifecycle fields only if no one else changed the row since it was
-        read (compare-and-set on ``version``); False means re-read and try again."""
-        changes = {getattr(Enrollment, name): getattr(self, name) for name in self.LIFECYCLE_FIELDS}
-        rows = (
-            Enrollment.update({**changes, Enrollment.version: Enrollment.version + 1})
-            .where((Enrollment.uuid == self.uuid) & (Enrollment.version == self.version))
-            .execute()
-        )
-        if rows:
-            self.version += 1
-        return rows == 1
 
     def as_json(self, user_email: str) -> dict:
         return {

@@ -3,8 +3,11 @@ import datetime
 
 import pytest
 
-from certapi.lifecycle import TransitionRefused, record_attempt, report_progress
-from models import Certification, Enrollment
+from certapi.errors import Conflict, ValidationFailed
+from certapi.lifecycle import (
+    TransitionRefused, check_enrollment, check_not_enrolled, record_attempt, report_progress,
+)
+from models import Certification, Enrollment, Partner, User
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, 0)
 LATER = NOW + datetime.timedelta(hours=1)
@@ -150,3 +153,54 @@ def test_attempts_refused_when_limit_lowered_below_use():
 def test_score_exactly_at_passing_passes_and_just_below_fails():
     assert record_attempt(enrollment(), certification(passing_score=70), 70, NOW) is True
     assert record_attempt(enrollment(), certification(passing_score=70), 69.99, NOW) is False
+
+
+# --- enrolling --------------------------------------------------------------------------
+
+def _user(partner_uuid=None) -> User:
+    return User(uuid="u-1", partner=partner_uuid)
+
+
+def test_direct_user_enrolls_without_partner():
+    check_enrollment(certification(status="published"), _user(), None)
+
+
+def test_partner_user_enrolls_through_their_partner():
+    check_enrollment(certification(status="published"), _user("p-1"), Partner(uuid="p-1"))
+
+
+def test_partner_user_must_name_their_partner():
+    with pytest.raises(ValidationFailed, match="^body/partnership_uuid: Required for partner users$"):
+        check_enrollment(certification(status="published"), _user("p-1"), None)
+
+
+@pytest.mark.parametrize("user_partner", [None, "p-2"])
+def test_partner_must_be_the_users(user_partner):
+    with pytest.raises(ValidationFailed, match="^body/partnership_uuid: Not the user's partner$"):
+        check_enrollment(certification(status="published"), _user(user_partner), Partner(uuid="p-1"))
+
+
+@pytest.mark.parametrize("status", ["draft", "archived"])
+def test_only_published_certifications_take_enrollments(status):
+    with pytest.raises(TransitionRefused, match=f"^Certification is {status}, not published$"):
+        check_enrollment(certification(status=status), _user(), None)
+
+
+def test_partner_rules_come_before_the_status_rule():
+    with pytest.raises(ValidationFailed):
+        check_enrollment(certification(status="draft"), _user("p-1"), None)
+
+
+@pytest.mark.parametrize("existing", [[], ["failed"], ["failed", "failed"]])
+def test_enrolling_again_after_failing_is_allowed(existing):
+    check_not_enrolled(existing)
+
+
+@pytest.mark.parametrize("live", ["enrolled", "in_progress", "completed"])
+def test_a_live_enrollment_blocks_another(live):
+    with pytest.raises(TransitionRefused, match="^User is already enrolled in this certification$"):
+        check_not_enrolled(["failed", live])
+
+
+def test_refusals_are_409_conflicts():
+    assert issubclass(TransitionRefused, Conflict) and TransitionRefused.status == 409

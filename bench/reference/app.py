@@ -31,14 +31,11 @@ from certapi.app import configure_logging
 from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, Unauthorized, ValidationFailed, envelope
 from certapi.middleware import BodyLimit, RequestLog
+from certapi.spec import UUID_PATTERN
 from handlers import attempts, enrollments, health
 from models import database
 from models.db import init_database
 
-UUID_PATTERN = (
-    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
-    r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$"
-)
 PathUuid = Annotated[str, Path(pattern=UUID_PATTERN)]
 QueryUuid = Annotated[str | None, Query(pattern=UUID_PATTERN)]
 BodyUuid = Annotated[str, Field(pattern=UUID_PATTERN)]
@@ -78,12 +75,13 @@ def error_response(status: int, code: str, message: str, headers=None) -> Respon
     return json_response(envelope(code, message), status, headers)
 
 
-async def caller(request: Request) -> dict:
-    """The key's account and permission, exactly as certapi's security function decides."""
+async def caller(request: Request) -> str:
+    """The key's account, exactly as certapi's security function decides (Connexion
+    passes its ``sub`` to certapi's handlers as ``user``)."""
     header = request.headers.get("authorization")
     if header is None:
         raise Unauthorized("Missing Authorization header")
-    return await auth.authenticate(header, request)
+    return (await auth.authenticate(header, request))["sub"]
 
 
 def only_query(*names: str):
@@ -97,7 +95,7 @@ def only_query(*names: str):
     return Depends(check)
 
 
-Caller = Annotated[dict, Depends(caller)]
+Caller = Annotated[str, Depends(caller)]
 
 
 def connected(endpoint):
@@ -134,31 +132,32 @@ def build_api() -> FastAPI:
         user_uuid: QueryUuid = None, partnership_uuid: QueryUuid = None,
     ):
         return reply(enrollments.list_enrollments(
-            uuid, page, per_page, status=status, user_uuid=user_uuid,
+            uuid, page, per_page, _caller, status=status, user_uuid=user_uuid,
             partnership_uuid=partnership_uuid))
 
     @api.post(prefix, dependencies=[only_query()])
     @connected
     def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, _caller: Caller):
-        return reply(enrollments.create_enrollment(uuid, body.model_dump(exclude_unset=True)))
+        return reply(enrollments.create_enrollment(
+            uuid, body.model_dump(exclude_unset=True), _caller))
 
     @api.get(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
     def get_enrollment(uuid: PathUuid, enrollment_uuid: PathUuid, _caller: Caller):
-        return reply(enrollments.get_enrollment(uuid, enrollment_uuid))
+        return reply(enrollments.get_enrollment(uuid, enrollment_uuid, _caller))
 
     @api.patch(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
     def update_enrollment_progress(uuid: PathUuid, enrollment_uuid: PathUuid,
                                    body: ProgressUpdate, _caller: Caller):
         return reply(enrollments.update_enrollment_progress(
-            uuid, enrollment_uuid, body.model_dump()))
+            uuid, enrollment_uuid, body.model_dump(), _caller))
 
     @api.post(prefix + "/{enrollment_uuid}/assessment-attempts", dependencies=[only_query()])
     @connected
     def create_attempt(uuid: PathUuid, enrollment_uuid: PathUuid, body: AttemptCreate,
                        _caller: Caller):
-        return reply(attempts.create_attempt(uuid, enrollment_uuid, body.model_dump()))
+        return reply(attempts.create_attempt(uuid, enrollment_uuid, body.model_dump(), _caller))
 
     @api.exception_handler(ApiError)
     async def on_api_error(_request, exc: ApiError):
