@@ -1,5 +1,6 @@
-"""POST /v1/certifications/{uuid}/enrollments, held to the public reference page
-(../shared/seeds/enroll-a-user-in-a-certification.txt) and the rules of SPEC.md."""
+"""POST /v1/certifications/{uuid}/enrollments, held to the endpoint's public reference
+page (its fields, as the contract suite keeps them in certapi/contract/seed.py) and the
+rules openapi.yaml states for the operation."""
 import re
 
 import pytest
