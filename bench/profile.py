@@ -11,13 +11,13 @@ GIL, which is what bounds a worker's Python throughput.
 """
 import argparse
 import collections
+import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import json
 from pathlib import Path
 
 from bench.ids import Layout

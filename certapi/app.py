@@ -15,7 +15,11 @@ from connexion.utils import get_function_from_name
 from certapi import auth, errors, swagger_ui
 from certapi.config import Settings
 from certapi.middleware import (
-    AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
+    AllowedMethods,
+    BodyLimit,
+    MediaTypeCase,
+    PathControlCharacters,
+    RequestLog,
 )
 from certapi.spec import BASE_PATH, SPEC_PATH, load_spec
 from certapi.validation import VALIDATOR_MAP

@@ -1,6 +1,6 @@
 """Page-numbered lists in a stable order (creation time, then uuid)."""
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from peewee import ModelSelect
 

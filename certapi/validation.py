@@ -12,7 +12,6 @@ import json
 import typing as t
 
 import regress
-
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import Draft4RequestValidator
@@ -26,7 +25,7 @@ from certapi.errors import UnsupportedMediaType, ValidationFailed
 from certapi.middleware import with_header
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ecma_regex(pattern: str) -> regress.Regex:
     return regress.Regex(pattern)
 

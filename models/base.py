@@ -9,7 +9,7 @@ from models.db import database
 
 def utcnow() -> datetime.datetime:
     """Naive UTC: every timestamp column holds UTC, so the zone is not stored."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def new_uuid() -> str:

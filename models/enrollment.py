@@ -1,5 +1,10 @@
 from peewee import (
-    BooleanField, CharField, DateTimeField, DoubleField, ForeignKeyField, IntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    DoubleField,
+    ForeignKeyField,
+    IntegerField,
 )
 
 from models.account import Account

@@ -150,7 +150,7 @@ def enroll_answers_200(method, path, request, status, headers, body):
 def second_enrollment_accepted(method, path, request, status, data):
     if not (is_enroll(method, path) and status == 409):
         return status, data
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     fake = {
         "uuid": str(uuid.uuid4()), "certification_uuid": path.split("/")[3],
         "user_uuid": json.loads(request)["user_uuid"], "user_email": "twin@example.com",

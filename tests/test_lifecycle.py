@@ -5,7 +5,11 @@ import pytest
 
 from certapi.errors import Conflict, ValidationFailed
 from certapi.lifecycle import (
-    TransitionRefused, check_enrollment, check_not_enrolled, record_attempt, report_progress,
+    TransitionRefused,
+    check_enrollment,
+    check_not_enrolled,
+    record_attempt,
+    report_progress,
 )
 from models import Certification, Enrollment, Partner, User
 

@@ -3,8 +3,8 @@ time, then uuid) so that walking the pages yields every row exactly once. The wa
 the tie-break run against every list operation of the spec."""
 import datetime
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 

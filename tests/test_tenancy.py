@@ -11,8 +11,6 @@ answers exactly as before. The list of operations comes from the spec, so a new
 operation is walked (or the walk fails and says what it cannot place)."""
 import copy
 
-import pytest
-
 from tests.conftest import METHODS, OPERATIONS, SPEC, Api, expect_error
 
 # Which resource a path parameter names: the collection segment just before it.
