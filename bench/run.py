@@ -203,7 +203,7 @@ def report(results: dict, memory: dict, names: list[str]) -> list[str]:
     for name in others:
         own = results[name]
 
-        def check(label, ok, detail):
+        def check(label, ok, detail, name=name):
             print(f"  [{'ok' if ok else 'MISSED'}] {label}: {detail}")
             if not ok:
                 missed.append(f"{name}: {label}")

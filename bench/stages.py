@@ -30,10 +30,12 @@ LAYOUT = Layout(users=1_200, enrollments=2_000)
 LAYERS = [
     ("certapi request log (outermost)", "certapi.middleware", "RequestLog", "__call__"),
     ("Connexion exception handling", "connexion.middleware.exceptions", "ExceptionMiddleware", "__call__"),
-    ("Swagger UI router + certapi 405/size/media-type checks", "connexion.middleware.swagger_ui", "SwaggerUIMiddleware", "__call__"),
+    ("Swagger UI router + certapi 405/size/media-type checks", "connexion.middleware.swagger_ui",
+     "SwaggerUIMiddleware", "__call__"),
     ("Connexion routing", "connexion.middleware.routing", "RoutingMiddleware", "__call__"),
     ("Connexion security (incl. certapi.auth)", "connexion.middleware.security", "SecurityOperation", "__call__"),
-    ("Connexion request validation (incl. certapi validators)", "connexion.middleware.request_validation", "RequestValidationOperation", "__call__"),
+    ("Connexion request validation (incl. certapi validators)",
+     "connexion.middleware.request_validation", "RequestValidationOperation", "__call__"),
     ("Connexion context, lifespan", "connexion.middleware.context", "ContextMiddleware", "__call__"),
     ("a2wsgi bridge, Flask, Connexion's parameter and response decorators",
      "connexion.apps.flask", "FlaskASGIApp", "__call__"),
@@ -141,7 +143,7 @@ async def measure(n: int, key: str) -> None:
         print(f"\n{scenario}: certapi {totals['certapi']:.0f} us, reference "
               f"{totals['reference']:.0f} us per request "
               f"(certapi/reference {totals['certapi'] / totals['reference']:.2f})")
-        for label, inner in zip(labels, labels[1:] + [None]):
+        for label, inner in zip(labels, labels[1:] + [None], strict=True):
             own = layers[label] - (layers[inner] if inner else 0)
             print(f"  {own:6.0f} us  {label}")
 

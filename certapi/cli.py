@@ -2,11 +2,15 @@
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from models.db import DEFAULT_DATABASE_URL
 
+if TYPE_CHECKING:
+    from models import Account
 
-def _database(args) -> None:
+
+def _database(args: argparse.Namespace) -> None:
     from models.db import init_database
 
     if getattr(args, "database_url", None):
@@ -14,7 +18,7 @@ def _database(args) -> None:
     init_database()
 
 
-def cmd_migrate(args) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     from models.migrate import migrate
 
     _database(args)
@@ -23,7 +27,7 @@ def cmd_migrate(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from certapi.server import serve
     from models.db import close_all
     from models.migrate import migrate
@@ -45,7 +49,7 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_accounts_create(args) -> int:
+def cmd_accounts_create(args: argparse.Namespace) -> int:
     from models import Account
 
     _database(args)
@@ -53,7 +57,7 @@ def cmd_accounts_create(args) -> int:
     return 0
 
 
-def _account(account_uuid: str):
+def _account(account_uuid: str) -> "Account | None":
     """The account, or None after telling the operator it does not exist."""
     from models import Account
 
@@ -63,7 +67,7 @@ def _account(account_uuid: str):
     return account
 
 
-def cmd_keys_create(args) -> int:
+def cmd_keys_create(args: argparse.Namespace) -> int:
     from models import ApiKey
 
     _database(args)
@@ -75,7 +79,7 @@ def cmd_keys_create(args) -> int:
     return 0
 
 
-def cmd_keys_list(args) -> int:
+def cmd_keys_list(args: argparse.Namespace) -> int:
     from models import ApiKey
 
     _database(args)
@@ -89,7 +93,7 @@ def cmd_keys_list(args) -> int:
     return 0
 
 
-def cmd_keys_revoke(args) -> int:
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from models import ApiKey
     from models.base import utcnow
 
@@ -104,7 +108,7 @@ def cmd_keys_revoke(args) -> int:
     return 0
 
 
-def cmd_contract(args) -> int:
+def cmd_contract(args: argparse.Namespace) -> int:
     from certapi.contract.command import run
 
     return run(args.base_url, args.api_key, read_key=args.read_key,
@@ -163,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)
 

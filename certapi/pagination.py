@@ -1,11 +1,12 @@
 """Page-numbered lists in a stable order (creation time, then uuid)."""
 import math
 from collections.abc import Callable
+from typing import Any
 
-from peewee import ModelSelect
+from peewee import Field, ModelSelect
 
 
-def paginate(query: ModelSelect, order_by: tuple, page: int, per_page: int,
+def paginate(query: "ModelSelect[Any]", order_by: tuple, page: int, per_page: int,
              render: Callable, rows: Callable | None = None) -> dict:
     """One page of ``query``: the listed model with the list's filters and no joins.
 
@@ -13,7 +14,7 @@ def paginate(query: ModelSelect, order_by: tuple, page: int, per_page: int,
     with what ``render`` needs (joins). The page's keys are found first, on the
     (filter, order, key) index alone: a deep OFFSET then steps over index entries, not
     over whole joined rows, and the count reads an index too."""
-    key = query.model._meta.primary_key
+    key: Field = query.model._meta.primary_key
     keys = query.select(key)
     total = keys.count()
     data = []

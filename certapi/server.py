@@ -6,7 +6,12 @@ restarts one that dies, and on SIGTERM stops accepting, lets each worker finish 
 requests it holds (up to ``GRACEFUL_SECONDS``), then exits. Each worker builds its own
 app, and so its own connection pool, after the fork.
 """
+from typing import TYPE_CHECKING
+
 from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    import connexion
 
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
 GRACEFUL_SECONDS = 30
@@ -20,11 +25,11 @@ class _Gunicorn(BaseApplication):
         self.options = options
         super().__init__()
 
-    def load_config(self):
+    def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> "connexion.FlaskApp":
         from certapi.app import create_app
 
         return create_app()

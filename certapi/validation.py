@@ -19,7 +19,9 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import ValidationError, validators
+from jsonschema.protocols import Validator
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import Receive, Scope
 
 from certapi.errors import UnsupportedMediaType, ValidationFailed
 from certapi.middleware import with_header
@@ -30,7 +32,8 @@ def _ecma_regex(pattern: str) -> regress.Regex:
     return regress.Regex(pattern)
 
 
-def _ecma_pattern(validator, pattern, instance, schema):
+def _ecma_pattern(validator: Validator, pattern: str, instance: t.Any,
+                  schema: dict) -> t.Iterator[ValidationError]:
     """``pattern`` as JSON Schema defines it, an ECMA-262 regex. Python's ``re`` reads
     some differently (``$`` also matches before a final newline, ``\\s`` also takes
     \\x1c-\\x1f and \\x85), so the service would accept values the spec rules out and
@@ -46,10 +49,10 @@ def _ecma_pattern(validator, pattern, instance, schema):
 
 
 RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": _ecma_pattern})
-_validators: dict[int, tuple[dict, RequestValidator]] = {}
+_validators: dict[int, tuple[dict, Validator]] = {}
 
 
-def schema_validator(schema: dict) -> RequestValidator:
+def schema_validator(schema: dict) -> Validator:
     """One compiled validator per schema object; the spec's schemas live as long as the app."""
     hit = _validators.get(id(schema))
     if hit is None or hit[0] is not schema:
@@ -104,10 +107,10 @@ def raise_for(prefix: str, error: ValidationError) -> t.NoReturn:
 
 class BodyValidator(JSONRequestBodyValidator):
     @property
-    def _validator(self):
+    def _validator(self) -> Validator:
         return schema_validator(self._schema)
 
-    async def _parse(self, stream, scope):
+    async def _parse(self, stream: t.AsyncIterator[bytes], scope: Scope) -> t.Any:
         raw = b"".join([message async for message in stream])
         if not raw:
             return None
@@ -116,22 +119,22 @@ class BodyValidator(JSONRequestBodyValidator):
             # and the handler layer's (which reads the same bytes after us) always agree.
             body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         except UnicodeDecodeError:
-            raise ValidationFailed("body: Not valid UTF-8 text")
+            raise ValidationFailed("body: Not valid UTF-8 text") from None
         except (json.JSONDecodeError, RecursionError) as exc:
             detail = getattr(exc, "msg", "nested too deeply")
-            raise ValidationFailed(f"body: Invalid JSON ({detail})")
+            raise ValidationFailed(f"body: Invalid JSON ({detail})") from None
         # Only a \u escape can produce a lone surrogate, which no UTF-8 column or response
         # can hold; refuse it here rather than fail later with a 500.
         if b"\\u" in raw:
             try:
                 bad = _unencodable_place(body)
             except RecursionError:
-                raise ValidationFailed("body: Invalid JSON (nested too deeply)")
+                raise ValidationFailed("body: Invalid JSON (nested too deeply)") from None
             if bad is not None:
                 raise ValidationFailed(f"{place('body', bad)}: Not valid Unicode text")
         return body
 
-    def _validate(self, body):
+    def _validate(self, body: t.Any) -> t.Any:
         if body is None:
             raise ValidationFailed("body: Required")
         error = next(iter(self._validator.iter_errors(body)), None)
@@ -139,7 +142,7 @@ class BodyValidator(JSONRequestBodyValidator):
             raise_for("body", error)
         return body
 
-    async def wrap_receive(self, receive, *, scope):
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         if "content-length" not in Headers(scope=scope):
             # Connexion takes a request without Content-Length (a chunked upload) for one
             # without a body: read it here (BodyLimit counts it) and pass it on sized.
@@ -152,12 +155,12 @@ class BodyValidator(JSONRequestBodyValidator):
             receive, scope = await super().wrap_receive(receive, scope=scope)
         except BadRequestProblem:
             # Raised by Connexion for an absent body on an operation that requires one.
-            raise ValidationFailed("body: Required")
+            raise ValidationFailed("body: Required") from None
         # The handler layer parses the body again, as JSON only for a JSON media type;
         # the body is now known to be UTF-8 JSON, so say just that.
         return receive, with_header(scope, "content-type", "application/json")
 
-    async def _sized(self, receive, scope):
+    async def _sized(self, receive: Receive, scope: Scope) -> tuple[Receive, Scope]:
         chunks, more = [], True
         while more:
             message = await receive()
@@ -174,7 +177,7 @@ class BodyValidator(JSONRequestBodyValidator):
         return receive, scope
 
 
-def _not_json(constant: str):
+def _not_json(constant: str) -> t.NoReturn:
     # Python's parser takes NaN and Infinity, which JSON lacks; NaN even passes minimum and
     # maximum (every comparison is false) and then fails in the database.
     raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
@@ -188,7 +191,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _unencodable_place(value, path=()) -> tuple | None:
+def _unencodable_place(value: t.Any, path: tuple = ()) -> tuple | None:
     """Path to the first string (value or key) in ``value`` that UTF-8 cannot encode."""
     if isinstance(value, str):
         return None if _encodable(value) else path
@@ -203,10 +206,10 @@ def _unencodable_place(value, path=()) -> tuple | None:
 
 
 class ParamValidator(ParameterValidator):
-    def validate(self, scope):
+    def validate(self, scope: Scope) -> None:
         self.validate_request(ConnexionRequest(scope, uri_parser=self.uri_parser))
 
-    def validate_request(self, request):
+    def validate_request(self, request: ConnexionRequest) -> None:
         if self.strict_validation:
             unknown = self.validate_query_parameter_list(request, self.security_query_params)
             if unknown:

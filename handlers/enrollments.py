@@ -95,8 +95,8 @@ def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict
     lifecycle.check_enrollment(certification, member, partner)
 
     def existing_statuses() -> list[str]:  # a fresh query each time: a query caches its rows
-        return [status for (status,) in Enrollment.select(Enrollment.status).where(
-            (Enrollment.certification == certification) & (Enrollment.user == member)).tuples()]
+        return [row.status for row in Enrollment.select(Enrollment.status).where(
+            (Enrollment.certification == certification) & (Enrollment.user == member))]
 
     try:
         with database.atomic():

@@ -22,6 +22,7 @@ class Account(BaseModel):
 
 class ApiKey(BaseModel):
     account = ForeignKeyField(Account, backref="api_keys", on_delete="CASCADE")
+    account_id: str  # Peewee's raw key of `account`, declared for the type checker
     key_hash = CharField(max_length=64, unique=True)
     # The first characters of the key, so an operator can tell keys apart in `keys list`.
     hint = CharField(max_length=16)

@@ -1,6 +1,7 @@
 """What every resource model shares: a server-generated uuid key and UTC timestamps."""
 import datetime
 import uuid as uuidlib
+from typing import Any
 
 from peewee import CharField, DateTimeField, Model
 
@@ -41,10 +42,10 @@ class TimestampedModel(BaseModel):
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> int | bool:
         if kwargs.get("force_insert"):
             # The two defaults are computed apart; a new row is updated when it is created.
             self.updated_at = self.created_at
-        elif self._pk is not None:
+        elif self.get_id() is not None:
             self.updated_at = utcnow()
         return super().save(*args, **kwargs)

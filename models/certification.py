@@ -6,6 +6,7 @@ from models.base import TimestampedModel, number, rfc3339
 
 class Certification(TimestampedModel):
     account = ForeignKeyField(Account, on_delete="CASCADE")
+    account_id: str  # Peewee's raw key of `account`, declared for the type checker
     name = CharField(max_length=200)
     description = TextField(null=True)
     status = CharField(max_length=16, default="draft")

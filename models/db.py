@@ -3,9 +3,11 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase
+from peewee import Database, DatabaseProxy, OperationalError, PostgresqlDatabase
 from playhouse.db_url import connect, register_database
 from playhouse.pool import PooledSqliteDatabase
 
@@ -35,7 +37,7 @@ def is_sqlite(url: str) -> bool:
     return urlsplit(url).scheme.startswith("sqlite")
 
 
-def is_postgres(db=None) -> bool:
+def is_postgres(db: Database | None = None) -> bool:
     """Whether ``db`` (default: the bound database) is PostgreSQL."""
     return isinstance(db if db is not None else database.obj, PostgresqlDatabase)
 
@@ -78,7 +80,7 @@ class WriterLock:
     def __init__(self, path: str, timeout: float):
         self.path, self.timeout = path, timeout
         self._threads = threading.Lock()
-        self._fd, self._pid = None, None
+        self._fd, self._pid = -1, 0
 
     def _file(self) -> int:
         if self._pid != os.getpid():  # a forked worker needs a lock of its own
@@ -97,7 +99,7 @@ class WriterLock:
                     return
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise OperationalError("database is locked")
+                        raise OperationalError("database is locked") from None
                     time.sleep(self.POLL_SECONDS)
         except BaseException:
             self._threads.release()
@@ -113,9 +115,9 @@ class WriterLock:
 class SerialWritesSqliteDatabase(PooledSqliteDatabase):
     """Peewee's pooled SQLite database whose transactions take the WriterLock first."""
 
-    def __init__(self, database, *args, **kwargs):
+    def __init__(self, database: str, *args: Any, **kwargs: Any):
         super().__init__(database, *args, **kwargs)
-        self._writer = None
+        self._writer: WriterLock | None = None
         if database and database != ":memory:" and not database.startswith("file:"):
             timeout = self._pragmas_dict().get("busy_timeout", 5000) / 1000
             self._writer = WriterLock(f"{database}.lock", timeout)
@@ -124,7 +126,7 @@ class SerialWritesSqliteDatabase(PooledSqliteDatabase):
     def _pragmas_dict(self) -> dict:
         return dict(self._pragmas or ())
 
-    def begin(self, lock_type=None):
+    def begin(self, lock_type: str | None = None) -> None:
         if self._writer is None:
             return super().begin(lock_type)
         self._writer.acquire()
@@ -135,18 +137,18 @@ class SerialWritesSqliteDatabase(PooledSqliteDatabase):
             raise
         self._holding.lock = True
 
-    def _end(self, finish):
+    def _end(self, finish: Callable[[], Any]) -> Any:
         try:
             return finish()
         finally:
-            if getattr(self._holding, "lock", False):
+            if getattr(self._holding, "lock", False) and self._writer is not None:
                 self._holding.lock = False
                 self._writer.release()
 
-    def commit(self):
+    def commit(self) -> Any:
         return self._end(super().commit)
 
-    def rollback(self):
+    def rollback(self) -> Any:
         return self._end(super().rollback)
 
 
@@ -158,14 +160,14 @@ def _pooled(url: str) -> str:
     return POOLED_SCHEMES.get(scheme, scheme) + sep + rest
 
 
-def init_database(url: str | None = None):
+def init_database(url: str | None = None) -> Database:
     """Bind the proxy to the database at ``url`` (default: $DATABASE_URL).
 
     Settings in the URL's query string win over the defaults above; they go to Peewee's
     database class or the driver (``?max_connections=40&sslmode=require``)."""
     url = _pooled(url or database_url())
     given = {key for key, _ in parse_qsl(urlsplit(url).query)}
-    kwargs = dict(POOL_DEFAULTS)
+    kwargs: dict[str, object] = dict(POOL_DEFAULTS)
     if is_sqlite(url):
         kwargs["pragmas"] = SQLITE_PRAGMAS
         # Take the write lock when a transaction starts, so two read-modify-write

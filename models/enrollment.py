@@ -19,6 +19,10 @@ class Enrollment(BaseModel):
     certification = ForeignKeyField(Certification, column_name="certification_uuid")
     user = ForeignKeyField(User, column_name="user_uuid")
     partner = ForeignKeyField(Partner, null=True, column_name="partner_uuid")
+    # Peewee's raw keys of the foreign keys above, declared for the type checker.
+    certification_uuid: str
+    user_uuid: str
+    partner_uuid: str | None
     status = CharField(max_length=16, default="enrolled")
     progress_percentage = DoubleField(default=0)
     enrolled_at = DateTimeField(default=utcnow)

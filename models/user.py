@@ -13,6 +13,7 @@ class User(TimestampedModel):
     first_name = CharField(max_length=200, null=True)
     last_name = CharField(max_length=200, null=True)
     partner = ForeignKeyField(Partner, null=True, column_name="partner_uuid")
+    partner_uuid: str | None  # Peewee's raw key of `partner`, declared for the type checker
 
     class Meta:
         indexes = (
