@@ -2,7 +2,6 @@
 import inspect
 import json
 import logging
-from pathlib import Path
 
 import connexion
 import yaml
@@ -23,10 +22,11 @@ from certapi.middleware import (
     AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
     current_request_id,
 )
+from certapi.spec_file import spec_file
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+SPEC_PATH = spec_file()
 BASE_PATH = "/v1"
 log = logging.getLogger("certapi.error")
 
