@@ -148,6 +148,8 @@ def test_bad_arguments_exit_nonzero(cli, scratch):
     for port in ("0", "65536", "http"):
         code, out, err = cli("serve", "--port", port, url=scratch)
         assert code == 2 and "argument --port: not a TCP port" in err, (port, err)
+    code, out, err = cli("serve", "--workers", "0", url=scratch)
+    assert (code, out, err) == (2, "", "error: --workers must be at least 1\n")
     assert not Path(scratch.removeprefix("sqlite:///")).exists()
 
 
