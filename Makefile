@@ -6,14 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint test-postgres bench bench-quick clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# `make run PORT=8081 HOST=0.0.0.0` to listen elsewhere (the environment's HOST and PORT,
+# which some shells and platforms set, are not read).
+HOST = 127.0.0.1
+PORT = 8080
+
 run: $(STAMP)
-	$(BIN)/certapi serve --demo
+	@$(BIN)/certapi serve --demo --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest

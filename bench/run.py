@@ -230,6 +230,11 @@ def report(results: dict, memory: dict, names: list[str]) -> list[str]:
     return missed
 
 
+def _minutes(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     defaults = Layout()
@@ -274,16 +279,20 @@ def main(argv=None) -> int:
     try:
         seed_db = workdir / "seed.db"
         started = time.perf_counter()
-        out = subprocess.run(
+        print(f"seeding {layout.enrollments:,} enrollments, {layout.users:,} users, "
+              f"{layout.certifications} certifications ...", flush=True)
+        out = subprocess.run(  # its progress lines (stderr) show as they come
             [sys.executable, "-m", "bench.seed", f"sqlite:///{seed_db}",
              "--users", str(layout.users), "--certifications", str(layout.certifications),
              "--enrollments", str(layout.enrollments)],
-            cwd=ROOT, capture_output=True, text=True, check=True)
+            cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
         key = json.loads(out.stdout.splitlines()[-1])["key"]
         print(f"seeded {layout.enrollments:,} enrollments, {layout.users:,} users, "
               f"{layout.certifications} certifications in {time.perf_counter() - started:.0f} s "
               f"({workdir})", flush=True)
 
+        print(f"starting {', '.join(names)} ({args.workers} workers each), warming up ...",
+              flush=True)
         for name in names:
             copy = workdir / f"{name}.db"
             shutil.copyfile(seed_db, copy)
@@ -296,8 +305,11 @@ def main(argv=None) -> int:
                         2, args.threads, args.connections)
 
         raw: dict[str, dict[str, list]] = {name: {} for name in names}
-        print(f"{len(scenarios)} scenarios x {rounds} round(s) x {len(servers)} server(s), "
-              f"{duration} s each, {args.connections} connections", flush=True)
+        slices = len(scenarios) * rounds * len(servers)
+        print(f"{len(scenarios)} scenarios x {rounds} round(s) x {len(servers)} server(s) = "
+              f"{slices} slices of {duration} s, {args.connections} connections, "
+              f"about {_minutes(slices * duration)}", flush=True)
+        measuring, done = time.monotonic(), 0
         for scenario in scenarios:
             for round_ in range(rounds):
                 order = servers if round_ % 2 == 0 else servers[::-1]
@@ -308,7 +320,11 @@ def main(argv=None) -> int:
                     result = run_wrk(server.url, scenario, params, duration, args.threads,
                                      args.connections)
                     raw[server.name].setdefault(scenario, []).append(result)
-                    print(f"  round {round_ + 1} {scenario:<10} {server.name:<9} "
+                    done += 1
+                    # From the slices so far (wrk's start and stop included), not the nominal length.
+                    left = (time.monotonic() - measuring) / done * (slices - done)
+                    print(f"  [{done}/{slices}, {_minutes(left)} left] "
+                          f"round {round_ + 1} {scenario:<10} {server.name:<9} "
                           f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
                           f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}", flush=True)
         memory = {server.name: server.worker_memory() for server in servers}

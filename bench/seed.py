@@ -7,6 +7,7 @@ Prints one JSON line: the write key and the layout the wrk scripts need.
 import argparse
 import datetime
 import json
+import sys
 import time
 
 from bench.ids import ACCOUNT, CERTIFICATION, ENROLLMENT, PARTNER, USER, Layout, uid
@@ -51,6 +52,12 @@ def _small_state(j: int) -> dict:
                 attempts=0, best=None, passed=None, expires=None)
 
 
+def _progress(message: str) -> None:
+    """Progress for the person waiting (bench/run.py passes stderr through); stdout
+    carries only the result."""
+    print(f"  seeding: {message}", file=sys.stderr, flush=True)
+
+
 def seed(url: str, layout: Layout) -> dict:
     layout.check()
     init_database(url)
@@ -65,6 +72,7 @@ def seed(url: str, layout: Layout) -> dict:
                           Partner.updated_at],
                 [(uid(PARTNER, p), account_id, f"Partner {p}", now, now)
                  for p in range(layout.partners)])
+        _progress(f"{layout.partners:,} partners")
 
         user_fields = [User.uuid, User.account, User.email, User.email_key, User.first_name,
                        User.last_name, User.partner, User.created_at, User.updated_at]
@@ -75,6 +83,7 @@ def seed(url: str, layout: Layout) -> dict:
             rows.append((uid(USER, u), account_id, email, email, "Bench", f"User {u}",
                          None if partner is None else uid(PARTNER, partner), now, now))
         _insert(User, user_fields, rows)
+        _progress(f"{layout.users:,} users")
 
         cert_fields = [Certification.uuid, Certification.account, Certification.name,
                        Certification.status, Certification.passing_score,
@@ -87,6 +96,7 @@ def seed(url: str, layout: Layout) -> dict:
              3 if c == 0 else None, 365 if c % 2 == 0 else None, now, now)
             for c in range(layout.certifications)
         ])
+        _progress(f"{layout.certifications:,} certifications; {layout.enrollments:,} enrollments next")
 
         enrollment_fields = [
             Enrollment.uuid, Enrollment.account, Enrollment.certification, Enrollment.user,
@@ -111,6 +121,7 @@ def seed(url: str, layout: Layout) -> dict:
                 state["expires"],
             ))
         _insert(Enrollment, enrollment_fields, rows)
+        _progress(f"{layout.enrollments:,} enrollments, committing")
     database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     database.close()
     return {"key": key, "layout": layout.__dict__}

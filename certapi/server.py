@@ -6,6 +6,8 @@ restarts one that dies, and on SIGTERM stops accepting, lets each worker finish 
 requests it holds (up to ``GRACEFUL_SECONDS``), then exits. Each worker builds its own
 app, and so its own connection pool, after the fork.
 """
+import errno
+import socket
 from typing import TYPE_CHECKING
 
 from gunicorn.app.base import BaseApplication
@@ -56,3 +58,25 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
         # instances on a host would fight over it, and `certapi serve` does not use it.
         "control_socket_disable": True,
     }).run()
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, or None when it can.
+
+    Checked before anything else starts, so a busy port costs one line and no side
+    effects (no migration, no demo key). SO_REUSEADDR as the servers set it: a socket of
+    a stopped server lingering in TIME_WAIT is no reason to refuse, a listening one is."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: unknown host ({exc.strerror})"
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = " (another server is listening there; choose another port)" \
+                if exc.errno == errno.EADDRINUSE else ""
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+    return None

@@ -3,12 +3,24 @@ path-template matching and the uuid pattern. The spec is the source of truth; no
 here is written a second time by hand."""
 import re
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+CHECKOUT_SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
+
+def spec_file() -> Path:
+    """The openapi.yaml this installation serves. The repository keeps the contract as one
+    file at its top level; a built wheel has no top level, so the build copies it into the
+    certapi package (setup.py), while a checkout or an editable install reads the original."""
+    packaged = Path(str(files("certapi") / "openapi.yaml"))
+    return packaged if packaged.is_file() else CHECKOUT_SPEC
+
+
+SPEC_PATH = spec_file()
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 

@@ -21,3 +21,8 @@ def migrate() -> list[str]:
         if is_postgres():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
         return Runner(database.obj, str(MIGRATIONS_DIR)).up()
+
+
+def pending() -> list[str]:
+    """The migrations not yet applied to the bound database, in order."""
+    return [m.name for m in Runner(database.obj, str(MIGRATIONS_DIR)).status() if not m.applied]

@@ -142,8 +142,123 @@ def test_revoking_twice_is_an_error(cli, scratch):
 def test_bad_arguments_exit_nonzero(cli, scratch):
     code, out, err = cli("keys", "create", "x", "--permission", "admin", url=scratch)
     assert code == 2 and "invalid choice" in err
-    assert cli("accounts", url=scratch)[0] == 2
-    assert cli(url=scratch)[0] == 2
+    code, out, err = cli("serve", "--log-level", "bogus", url=scratch)
+    assert code == 2 and out == "" and "argument --log-level: invalid choice: 'bogus'" in err
+    assert err.startswith("usage: certapi serve"), err
+    for port in ("0", "65536", "http"):
+        code, out, err = cli("serve", "--port", port, url=scratch)
+        assert code == 2 and "argument --port: not a TCP port" in err, (port, err)
+    code, out, err = cli("serve", "--workers", "0", url=scratch)
+    assert (code, out, err) == (2, "", "error: --workers must be at least 1\n")
+    assert not Path(scratch.removeprefix("sqlite:///")).exists()
+
+
+@pytest.mark.parametrize("argv, shows", [
+    ((), ("serve", "migrate", "accounts", "keys", "contract", "run `certapi migrate`")),
+    (("accounts",), ("list", "create")),
+    (("keys",), ("create", "list", "revoke")),
+])
+def test_a_command_without_its_subcommand_prints_its_help(cli, scratch, argv, shows):
+    code, out, err = cli(*argv, url=scratch)
+    assert (code, err) == (0, "")
+    text = " ".join(out.split())  # argparse wraps to the terminal's width
+    assert out.startswith("usage: certapi") and all(word in text for word in shows), out
+
+
+def _actions(parser, path=("certapi",)):
+    """(command path, option) for every argument of every command, subcommands included."""
+    for action in parser._actions:
+        if action.choices and hasattr(action, "_name_parser_map"):  # the subcommands
+            for name, child in action._name_parser_map.items():
+                yield from _actions(child, path + (name,))
+        elif action.dest != "help":
+            yield " ".join(path), action
+
+
+def test_every_command_and_option_explains_itself():
+    from certapi.cli import build_parser
+
+    parser = build_parser()
+    actions = list(_actions(parser))
+    assert len({path for path, _ in actions}) >= 8, actions  # serve … keys revoke, contract
+    silent = [(path, action.option_strings or action.dest) for path, action in actions
+              if not (action.help or "").strip()]
+    assert not silent, f"options without help text: {silent}"
+    for subparsers in (a for a in parser._actions if hasattr(a, "_name_parser_map")):
+        assert all(choice.help for choice in subparsers._choices_actions)
+
+
+def test_accounts_list_shows_uuid_creation_and_name(cli, scratch):
+    cli("migrate", url=scratch)
+    assert cli("accounts", "list", url=scratch) == (0, "", "")
+    first = cli("accounts", "create", "Acme Corp", url=scratch)[1].strip()
+    second = cli("accounts", "create", "Demo  Vendor", url=scratch)[1].strip()
+    code, out, err = cli("accounts", "list", url=scratch)
+    assert (code, err) == (0, "")
+    rows = [line.split("  ", 2) for line in out.splitlines()]
+    assert [(row[0], row[2]) for row in rows] == [(first, "Acme Corp"), (second, "Demo  Vendor")]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row[1]) for row in rows), rows
+
+
+@pytest.mark.parametrize("argv", [
+    ("accounts", "list"), ("accounts", "create", "X"),
+    ("keys", "create", "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"),
+    ("keys", "list", "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"),
+    ("keys", "revoke", "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"),
+])
+def test_without_a_database_a_command_says_to_migrate_and_creates_nothing(cli, tmp_path, argv):
+    path = tmp_path / "absent.db"
+    code, out, err = cli(*argv, url=f"sqlite:///{path}")
+    assert (code, out) == (2, "")
+    assert err == f"error: no database yet: run certapi migrate (database: {path})\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unmigrated_database_names_the_pending_migrations(cli, tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    from models.db import init_database
+
+    init_database(url).execute_sql("CREATE TABLE unrelated (x INTEGER)")  # a file, no schema
+    code, out, err = cli("accounts", "create", "X", url=url)
+    assert (code, out) == (2, "")
+    assert err == (f"error: database not migrated ({', '.join(MIGRATIONS)} pending): "
+                   f"run certapi migrate (database: {tmp_path / 'empty.db'})\n")
+    assert cli("migrate", url=url)[0] == 0
+    assert cli("accounts", "create", "X", url=url)[0] == 0
+
+
+def test_an_unreachable_database_is_one_line_with_the_password_hidden(cli):
+    code, out, err = cli("accounts", "list", url="postgresql://certapi:s3cret@127.0.0.1:1/certapi")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert "s3cret" not in err and "(database: postgresql://certapi:***@127.0.0.1:1/certapi)" in err
+
+
+def _listening_socket():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_serve_on_a_busy_port_prints_one_line_and_touches_nothing(cli, tmp_path):
+    path = tmp_path / "serve.db"
+    with _listening_socket() as busy:
+        port = busy.getsockname()[1]
+        code, out, err = cli("serve", "--demo", "--port", str(port), url=f"sqlite:///{path}")
+    assert (code, out) == (1, "")  # no demo key printed
+    assert err == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                   "(another server is listening there; choose another port)\n")
+    assert list(tmp_path.iterdir()) == []  # not even migrated
+
+
+def test_serve_on_an_unknown_host_prints_one_line(cli, tmp_path):
+    code, out, err = cli("serve", "--host", "no-such-host.invalid", url=f"sqlite:///{tmp_path / 's.db'}")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: cannot listen on no-such-host.invalid:8080: unknown host")
+    assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
 
 
 def test_installed_command_as_a_subprocess(tmp_path):

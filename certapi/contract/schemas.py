@@ -2,11 +2,12 @@
 no undocumented one, JSON types, nullability and enums as the spec states them."""
 import functools
 import re
-from pathlib import Path
 
 import yaml
 
-SPEC_FILE = Path(__file__).resolve().parents[2] / "openapi.yaml"
+from certapi.spec import SPEC_PATH
+
+SPEC_FILE = SPEC_PATH
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 # JSON type → the Python types json.loads produces for it (bool is not a number).
