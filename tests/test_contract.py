@@ -200,7 +200,7 @@ VARIANTS = {
     # name: (how it breaks, scenarios that must fail, text every failure must contain,
     #        whether only those scenarios may fail)
     "enroll answers 200, not 201": (
-        dict(change=enroll_answers_200), {"seed.enroll_shape"}, "expected 201", False),
+        dict(change=enroll_answers_200), {"seed.enroll_shape"}, "expected 201", True),
     "user_email missing": (
         dict(change=drop_everywhere("user_email")), {"seed.enroll_shape"}, "user_email", False),
     "assessment_passed never set": (
@@ -466,15 +466,21 @@ def test_cli_against_a_real_server(tmp_path):
                 time.sleep(0.2)
         else:
             pytest.fail("server did not start: " + (tmp_path / "server.log").read_text())
-        report = tmp_path / "junit.xml"
+        report, as_json = tmp_path / "junit.xml", tmp_path / "contract.json"
         done = subprocess.run(
             [CERTAPI, "contract", "--base-url", base, "--api-key", write, "--read-key", read,
-             "--second-account-key", other, "--junit", str(report)],
+             "--second-account-key", other, "--junit", str(report), "--json", str(as_json),
+             "--strict"],
             env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
+        assert f"API root: {base}/v1" in done.stderr
         suite = ET.parse(report).getroot().find("testsuite")
         assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
             str(len(scenarios())), "0", "0"), done.stdout
+        data = json.loads(as_json.read_text())
+        assert {s["outcome"] for s in data["scenarios"]} == {"PASS"}
+        assert data["summary"]["pass"] == len(scenarios()) and data["leftovers"] == []
+        assert "Left behind" not in done.stdout
         wrong = subprocess.run(
             [CERTAPI, "contract", "--base-url", f"{base}/v1", "--api-key", "ck_wrong", "-k", "seed."],
             env=env, capture_output=True, text=True, timeout=120)
@@ -487,3 +493,15 @@ def test_cli_against_a_real_server(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_cli_stops_early_when_nothing_answers():
+    port = _free_port()  # nothing listens on it
+    done = subprocess.run(
+        [CERTAPI, "contract", "--base-url", f"http://127.0.0.1:{port}/v1", "--api-key", "ck_x"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"certapi contract: nothing answers at http://127.0.0.1:{port} "
+        f"(GET /v1/health: ConnectError: [Errno 111] Connection refused); is the server running?"]

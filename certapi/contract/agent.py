@@ -173,13 +173,22 @@ class Agent:
             # Gone already (the scenario deleted it), unless DELETE itself has no route.
             gone = absent(response, self.prefix, (204,), self.get) is None
             return None if gone else "DELETE → 404, no such route"
-        return f"DELETE → {response.status_code} {response.text[:100]}".rstrip()
+        return f"DELETE → {response.status_code} {_gist(response)}".rstrip()
 
     def _remove_enrollments(self, list_path: str) -> None:
         response = self.get(list_path, params={"per_page": 100})
         if response.status_code == 200:
             for item in response.json().get("data", []):
                 self.delete(enrollment_path(item))
+
+
+def _gist(response: httpx.Response) -> str:
+    """The error code and message of an envelope, else the start of the body."""
+    try:
+        error = response.json()["error"]
+        return f"{error['code']}: {error['message'][:80]}"
+    except (ValueError, KeyError, TypeError):
+        return response.text[:80]
 
 
 def enrollment_path(enrollment: dict) -> str:

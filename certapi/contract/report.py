@@ -36,8 +36,13 @@ def format_table(results: list[Result]) -> str:
     lines.append("\n" + summary(results))
     left = [(r.name, item) for r in results for item in r.leftovers]
     if left:
-        lines.append(f"\nLeft behind ({len(left)}; cleanup could not delete them, "
-                     "they do not change any result):")
+        kinds: dict[str, int] = {}
+        for _, item in left:
+            kind = item.path.rstrip("/").split("/")[-2]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        tally = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+        lines.append(f"\nLeft behind: {len(left)} resources ({tally}). Cleanup could not "
+                     "delete them; they change no result above:")
         lines += [f"  {item.path}  {item.reason}  (made by {name})" for name, item in left]
     return "\n".join(lines)
 

@@ -86,12 +86,13 @@ def partner_user(ctx):
     foreign = api.post(path, {"user_uuid": user["uuid"], "partnership_uuid": stranger["uuid"]})
     expect.error(foreign, 422, "validation_error", place="body/partnership_uuid")
     good = api.post(path, {"user_uuid": user["uuid"], "partnership_uuid": partner["uuid"]})
-    body = expect.shaped(good, 201, "Enrollment")
+    body = expect.shaped(good, expect.CREATED, "Enrollment")
     expect.equal(body["partnership_uuid"], partner["uuid"], "partnership_uuid")
     staff = api.user()
     expect.error(api.post(path, {"user_uuid": staff["uuid"], "partnership_uuid": partner["uuid"]}),
                  422, "validation_error", place="body/partnership_uuid")
-    staff_body = expect.shaped(api.post(path, {"user_uuid": staff["uuid"]}), 201, "Enrollment")
+    staff_body = expect.shaped(api.post(path, {"user_uuid": staff["uuid"]}), expect.CREATED,
+                               "Enrollment")
     expect.equal(staff_body["partnership_uuid"], None, "partnership_uuid of a staff enrollment")
 
 
@@ -141,7 +142,7 @@ def not_published(ctx):
         expect.error(response, 409, "conflict")
     expect.shaped(api.patch(f"/certifications/{certification['uuid']}", {"status": "published"}),
                   200, "Certification")
-    expect.shaped(api.post(enrollments(certification), {"user_uuid": user["uuid"]}), 201,
+    expect.shaped(api.post(enrollments(certification), {"user_uuid": user["uuid"]}), expect.CREATED,
                   "Enrollment")
 
 
@@ -171,7 +172,7 @@ def reenroll_after_failed(ctx):
     result = expect.shaped(api.attempt(first, 10), 201, "AttemptResult")
     expect.equal(result["enrollment"]["status"], "failed", "status after the only attempt failed")
     second = expect.shaped(api.post(enrollments(certification), {"user_uuid": user["uuid"]}),
-                           201, "Enrollment")
+                           expect.CREATED, "Enrollment")
     expect.check(second["uuid"] != first["uuid"], "re-enrolling returned the failed enrollment")
     expect.equal((second["status"], second["assessment_attempts"], second["assessment_best_score"],
                   second["assessment_passed"]), ("enrolled", 0, None, None),
@@ -183,4 +184,5 @@ def reenroll_after_failed(ctx):
                  "the user's enrollments")
     expect.status(api.delete(enrollment_path(second)), 204)
     expect.status(api.get(attempts_path(second)), 404)
-    expect.shaped(api.post(enrollments(certification), {"user_uuid": user["uuid"]}), 201, "Enrollment")
+    expect.shaped(api.post(enrollments(certification), {"user_uuid": user["uuid"]}),
+                  expect.CREATED, "Enrollment")
