@@ -3,6 +3,7 @@ listed once), JUnit XML and JSON."""
 import json
 import xml.etree.ElementTree as ET
 
+from certapi.contract.agent import Leftover
 from certapi.contract.runner import OUTCOMES, Result
 
 
@@ -29,12 +30,23 @@ def summary(results: list[Result]) -> str:
     return f"{line}\n{by_area}"
 
 
+def leftovers(results: list[Result]) -> list[tuple[str, Leftover]]:
+    """(scenario, leftover) for each path left behind, once (by the first scenario)."""
+    seen, found = set(), []
+    for r in results:
+        for item in r.leftovers:
+            if item.path not in seen:
+                seen.add(item.path)
+                found.append((r.name, item))
+    return found
+
+
 def format_table(results: list[Result]) -> str:
     width = max([len(r.name) for r in results] + [len("scenario")])
     lines = [f"{'scenario':<{width}}  {'result':<7}  reason", f"{'-' * width}  -------  ------"]
     lines += [f"{r.name:<{width}}  {r.outcome:<7}  {r.reason}".rstrip() for r in results]
     lines.append("\n" + summary(results))
-    left = [(r.name, item) for r in results for item in r.leftovers]
+    left = leftovers(results)
     if left:
         kinds: dict[str, int] = {}
         for _, item in left:
@@ -80,8 +92,8 @@ def as_json(results: list[Result]) -> dict:
             "name": r.name, "area": r.area, "outcome": r.outcome, "reason": r.reason,
             "seconds": round(r.seconds, 3), "requests": r.requests,
         } for r in results],
-        "leftovers": [{"path": item.path, "reason": item.reason, "scenario": r.name}
-                      for r in results for item in r.leftovers],
+        "leftovers": [{"path": item.path, "reason": item.reason, "scenario": name}
+                      for name, item in leftovers(results)],
     }
 
 
