@@ -48,7 +48,10 @@ class Tracker:
         for kind in CLEANUP_ORDER:
             for noted, path, agent in reversed(self.created):
                 if noted == kind:
-                    reason = agent.remove(kind, path)
+                    try:
+                        reason = agent.remove(kind, path)
+                    except httpx.HTTPError as exc:  # a timeout, say: this one stays
+                        reason = f"DELETE: {type(exc).__name__}: {exc}"
                     if reason:
                         left.append(Leftover(agent.prefix + path, reason))
         self.created.clear()
@@ -77,15 +80,18 @@ class Agent:
             kwargs["json"] = json
         for _ in range(_RATE_LIMIT_RETRIES):
             try:
-                response = self.client.request(method, self.prefix + path, headers=sent, **kwargs)
+                response = self.client.request(method, self.prefix + path, headers=sent,
+                                               **kwargs)
             except httpx.HTTPError as exc:
-                self.tracker.requests.append(f"{method} {self.prefix}{path} → {type(exc).__name__}")
+                failed = type(exc).__name__
+                self.tracker.requests.append(f"{method} {self.prefix}{path} → {failed}")
                 raise
             if response.status_code != 429:
                 break
             # Rate limiting is part of the contract, not a failure of these scenarios.
             time.sleep(min(float(response.headers.get("retry-after") or 1), 30))
-        self.tracker.requests.append(f"{method} {response.request.url.path} → {response.status_code}")
+        made = f"{method} {response.request.url.path} → {response.status_code}"
+        self.tracker.requests.append(made)
         self._note_created(method, path, response)
         return response
 
