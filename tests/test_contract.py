@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from certapi import lifecycle
 from certapi.contract import Keys, exit_code, format_table, run_suite, write_json, write_junit
-from certapi.contract.command import find_api_root
+from certapi.contract.command import find_api_root, split_base_url
 from certapi.contract.runner import MISSING, scenarios
 from certapi.contract.schemas import path_methods
 from tests.conftest import PRODUCED, make_tenant, operation_for
@@ -396,6 +396,18 @@ def test_api_root_with_or_without_v1(app, keys):
         assert find_api_root(client, None) == ""
         results = run_suite(client, keys, prefix="", select=lambda name: name.startswith("seed."))
     assert outcomes(results)["PASS"] == {r.name for r in results}, format_table(results)
+
+
+@pytest.mark.parametrize("base_url, api_root, expected", [
+    ("http://h:8080", None, ("http://h:8080", None)),  # found by asking /health
+    ("http://h:8080/", None, ("http://h:8080", None)),
+    ("http://h:8080/v1", None, ("http://h:8080", "/v1")),
+    ("http://h:8080/api/v2/", None, ("http://h:8080", "/api/v2")),
+    ("http://h:4010/v1", "/", ("http://h:4010", "")),
+    ("http://h:4010", "v1", ("http://h:4010", "/v1")),
+])
+def test_base_url_and_api_root(base_url, api_root, expected):
+    assert split_base_url(base_url, api_root) == expected
 
 
 def test_a_timeout_names_the_request(app, keys):

@@ -14,12 +14,15 @@ class Unreachable(Exception):
     """Nothing answers at the base URL: the run stops before any scenario."""
 
 
-def split_base_url(base_url: str) -> tuple[str, str | None]:
+def split_base_url(base_url: str, api_root: str | None = None) -> tuple[str, str | None]:
     """``http://host:8080/v1`` → (``http://host:8080``, ``/v1``): a base URL with a path is
-    the API root itself. A bare ``http://host:8080`` gives a prefix of None: to be found."""
+    the API root itself. A bare ``http://host:8080`` gives a prefix of None: to be found.
+    ``api_root`` (``/v1``, ``/`` for none) overrides the path."""
     url = httpx.URL(base_url)
-    path = url.path.rstrip("/")
-    return str(url.copy_with(path="/", query=None, fragment=None)).rstrip("/"), path or None
+    path = url.path.rstrip("/") or None
+    if api_root is not None:
+        path = "/" + api_root.strip("/") if api_root.strip("/") else ""
+    return str(url.copy_with(path="/", query=None, fragment=None)).rstrip("/"), path
 
 
 def find_api_root(client: httpx.Client, prefix: str | None) -> str:
@@ -43,9 +46,7 @@ def run(base_url: str, api_key: str, read_key: str | None = None,
         api_root: str | None = None) -> int:
     """Exit status: 0 all passed (MISSING allowed unless ``strict``), 1 a scenario failed,
     2 nothing to run (no server answering, no scenario selected)."""
-    root, prefix = split_base_url(base_url)
-    if api_root is not None:
-        prefix = "/" + api_root.strip("/") if api_root.strip("/") else ""
+    root, prefix = split_base_url(base_url, api_root)
     keys = Keys(api_key, read_key, second_account_key)
     chosen = (lambda name: select in name) if select else None
 
