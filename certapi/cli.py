@@ -174,7 +174,8 @@ def cmd_contract(args: argparse.Namespace) -> int:
     from certapi.contract.command import run
 
     return run(args.base_url, args.api_key, read_key=args.read_key,
-               second_account_key=args.second_account_key, junit=args.junit, select=args.k)
+               second_account_key=args.second_account_key, junit=args.junit, select=args.k,
+               json_path=args.json, strict=args.strict, api_root=args.api_root)
 
 
 def _port(text: str) -> int:
@@ -253,12 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     contract = sub.add_parser(
         "contract", help="check a running implementation against the contract, over HTTP")
     contract.add_argument("--base-url", required=True,
-                          help="server root or API root, e.g. http://127.0.0.1:8080")
+                          help="the API root (http://host:8080/v1), or the server root: then "
+                               "/v1 or / is used, whichever serves /health")
+    contract.add_argument("--api-root", metavar="PATH",
+                          help="the API root's path on the server ('/v1', or '/' for none); "
+                               "overrides any path in --base-url")
     contract.add_argument("--api-key", required=True, help="a write key of the account to use")
     contract.add_argument("--read-key", help="a read-only key of the same account")
     contract.add_argument("--second-account-key", help="a write key of another account")
     contract.add_argument("--junit", metavar="PATH", help="write a JUnit XML report here")
     contract.add_argument("-k", metavar="TEXT", help="run only scenarios whose name contains TEXT")
+    contract.add_argument("--json", metavar="PATH",
+                          help="write a JSON report here (one object per scenario)")
+    contract.add_argument("--strict", action="store_true",
+                          help="exit 1 on MISSING (a route the server lacks) too, not only on FAIL")
     contract.set_defaults(func=cmd_contract)
     return parser
 

@@ -4,6 +4,7 @@ service is reported as a failure of the scenario that owns the broken rule."""
 import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,11 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.datastructures import MutableHeaders
+from starlette.routing import Route, Router
 from starlette.testclient import TestClient
 
 from certapi import lifecycle
-from certapi.contract import Keys, exit_code, format_table, run_suite, write_junit
+from certapi.contract import Keys, exit_code, format_table, run_suite, write_json, write_junit
+from certapi.contract.command import find_api_root, split_base_url
 from certapi.contract.runner import MISSING, scenarios
+from certapi.contract.schemas import path_methods
 from tests.conftest import PRODUCED, make_tenant, operation_for
 
 CERTAPI = str(Path(sys.executable).with_name("certapi"))
@@ -40,7 +44,7 @@ def _record(response: httpx.Response) -> None:
 
 
 def outcomes(results) -> dict[str, set[str]]:
-    found = {"PASS": set(), "FAIL": set(), "SKIP": set()}
+    found = {"PASS": set(), "FAIL": set(), "MISSING": set(), "SKIP": set()}
     for result in results:
         found[result.outcome].add(result.name)
     return found
@@ -196,7 +200,7 @@ VARIANTS = {
     # name: (how it breaks, scenarios that must fail, text every failure must contain,
     #        whether only those scenarios may fail)
     "enroll answers 200, not 201": (
-        dict(change=enroll_answers_200), {"seed.enroll_shape"}, "expected 201", False),
+        dict(change=enroll_answers_200), {"seed.enroll_shape"}, "expected 201", True),
     "user_email missing": (
         dict(change=drop_everywhere("user_email")), {"seed.enroll_shape"}, "user_email", False),
     "assessment_passed never set": (
@@ -259,6 +263,183 @@ def test_junit_report(app, keys, tmp_path):
     assert "expected 201" in cases["seed.enroll_shape"].find("failure").get("message")
 
 
+# --- partial implementations ----------------------------------------------------------------
+
+def partial(app, routes: dict[str, set[str]], enveloped: bool = False):
+    """A small Starlette server that has only ``routes`` (template → methods) and hands
+    those to the real app: anything else gets Starlette's own answers, as a foreign
+    implementation lacking the feature would give (a plain 404, or 405 with its Allow).
+    ``enveloped``: a careful implementation, whose router answers in the contract's error
+    envelope."""
+    router = Router([Route(f"/v1{template}", app, methods=sorted(methods))
+                     for template, methods in routes.items()])
+    return Broken(router, change=envelope_router_answers) if enveloped else router
+
+
+def envelope_router_answers(method, path, request, status, headers, body):
+    if status not in (404, 405) or not headers.get("content-type", "").startswith("text/plain"):
+        return status, body
+    code = "not_found" if status == 404 else "method_not_allowed"
+    headers["content-type"] = "application/json"
+    return status, json.dumps({"error": {"code": code, "message": f"{method} {path}: {code}"}}).encode()
+
+
+ENROLLMENT = "/certifications/{uuid}/enrollments/{enrollment_uuid}"
+
+
+def without_enrollment_delete():
+    routes = path_methods()
+    routes[ENROLLMENT] = routes[ENROLLMENT] - {"DELETE"}
+    return routes
+
+
+def seed_users_and_certifications_only():
+    keep = ("/health", "/users", "/users/{uuid}", "/certifications", "/certifications/{uuid}")
+    routes = {template: methods for template, methods in path_methods().items() if template in keep}
+    routes["/certifications/{uuid}/enrollments"] = {"POST"}  # the seed endpoint, nothing more
+    return routes
+
+
+# Scenarios that cannot run without the enrollment DELETE: each deletes one on purpose,
+# or checks how a DELETE is refused (read-only key, another account, another parent, Allow).
+NEED_ENROLLMENT_DELETE = {"seed.reenroll_after_failed", "lifecycle.delete_enrollment",
+                          "resources.in_use", "errors.not_found", "errors.method_not_allowed",
+                          "auth.read_only_key", "tenancy.writes"}
+# What a server with the seed endpoint, users and certifications (and /health) can pass.
+SEED_USERS_CERTIFICATIONS = {"seed.not_found", "seed.invalid_input", "seed.not_published",
+                             "resources.certifications", "pagination.list_filters", "auth.health"}
+# Its router's own answers are plain text, so these rules really are broken there.
+PLAIN_ROUTER_ANSWERS = {"errors.not_found", "errors.method_not_allowed"}
+
+
+def test_no_enrollment_delete_is_missing_and_nothing_cascades(app, keys, tmp_path):
+    server = partial(app, without_enrollment_delete(), enveloped=True)
+    with TestClient(server) as client:
+        first = run_suite(client, keys)
+        again = run_suite(client, keys)  # the first run's leftovers must not disturb this one
+    table = format_table(first)
+    for results in (first, again):
+        found = outcomes(results)
+        assert found["FAIL"] == set(), format_table(results)
+        assert found["MISSING"] == NEED_ENROLLMENT_DELETE, format_table(results)
+        assert found["PASS"] == {s.name for s in scenarios()} - NEED_ENROLLMENT_DELETE
+        assert exit_code(results) == 0 and exit_code(results, strict=True) == 1
+    reasons = {r.name: r.reason for r in first}
+    assert reasons["lifecycle.delete_enrollment"].startswith(
+        f"no route DELETE /v1{ENROLLMENT} (405, Allow: "), table
+    # Leftovers: every enrollment a scenario made, listed once after the table, with its path;
+    # the users and certifications they hold on to stay too.
+    left = [item for r in first for item in r.leftovers]
+    enrollments = [item for item in left if "/enrollments/" in item.path]
+    assert enrollments and all("DELETE → 405" in item.reason for item in enrollments), table
+    assert len({item.path for item in left}) == len(left)
+    assert table.count("Left behind") == 1
+    for item in left:
+        assert table.count(f"  {item.path}  ") == 1, item.path
+    body, leftovers = table.split("Left behind")
+    assert "DELETE → 405" not in body, "a cleanup problem leaked into a verdict"
+    summary = body.strip().splitlines()[-2:]
+    assert summary[0].startswith(f"{len(found['PASS'])} passed, 0 failed, 7 missing, 0 skipped"), summary
+    assert "seed 6/7" in summary[1] and "lifecycle 6/7" in summary[1] and "pagination 4/4" in summary[1]
+
+
+def test_seed_users_and_certifications_only(app, keys, tmp_path):
+    with TestClient(partial(app, seed_users_and_certifications_only())) as client:
+        results = run_suite(client, keys)
+    found, table = outcomes(results), format_table(results)
+    assert found["FAIL"] == PLAIN_ROUTER_ANSWERS, table
+    for name in PLAIN_ROUTER_ANSWERS:
+        assert "Content-Type is 'text/plain" in next(r.reason for r in results if r.name == name)
+    assert found["PASS"] == SEED_USERS_CERTIFICATIONS, table
+    assert found["MISSING"] == ({s.name for s in scenarios()} - SEED_USERS_CERTIFICATIONS
+                                - PLAIN_ROUTER_ANSWERS), table
+    for result in results:
+        if result.outcome == "MISSING":
+            assert result.reason.startswith("no route ") and "/v1/" in result.reason, table
+    reasons = {r.name: r.reason for r in results}
+    assert reasons["resources.partners"].startswith("no route POST /v1/partners (404"), table
+    assert reasons["seed.enroll_shape"].startswith(
+        f"no route GET /v1{ENROLLMENT} (404"), table
+    report = tmp_path / "contract.json"
+    write_json(results, str(report))
+    data = json.loads(report.read_text())
+    assert [s["name"] for s in data["scenarios"]] == [r.name for r in results]
+    shaped = {s["name"]: s for s in data["scenarios"]}
+    assert shaped["seed.enroll_shape"]["outcome"] == "MISSING"
+    assert shaped["seed.enroll_shape"]["area"] == "seed"
+    assert any(r.startswith("POST /v1/certifications/") and r.endswith("→ 201")
+               for r in shaped["seed.enroll_shape"]["requests"])
+    assert (data["summary"]["pass"], data["summary"]["fail"], data["summary"]["missing"]) == (
+        len(SEED_USERS_CERTIFICATIONS), 2, len(found["MISSING"]))
+    assert data["summary"]["areas"]["seed"] == "3/7"
+    junit = tmp_path / "contract.xml"
+    write_junit(results, str(junit))
+    suite = ET.parse(junit).getroot().find("testsuite")
+    skipped = {case.get("name"): case.find("skipped") for case in suite.iter("testcase")}
+    assert skipped["seed.enroll_shape"].get("message").startswith("MISSING: no route GET")
+    assert (suite.get("failures"), suite.get("skipped")) == ("2", str(len(found["MISSING"])))
+
+
+def serve_at_root(app):
+    """The API at the server root, as a mock of openapi.yaml serves it (no /v1)."""
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http":
+            scope = {**scope, "path": "/v1" + scope["path"], "raw_path": b"/v1" + scope["raw_path"]}
+        await app(scope, receive, send)
+    return asgi
+
+
+def test_api_root_with_or_without_v1(app, keys):
+    with app.test_client() as client:
+        assert find_api_root(client, None) == "/v1"
+    with TestClient(serve_at_root(app)) as client:
+        assert find_api_root(client, None) == ""
+        results = run_suite(client, keys, prefix="", select=lambda name: name.startswith("seed."))
+    assert outcomes(results)["PASS"] == {r.name for r in results}, format_table(results)
+
+
+@pytest.mark.parametrize("base_url, api_root, expected", [
+    ("http://h:8080", None, ("http://h:8080", None)),  # found by asking /health
+    ("http://h:8080/", None, ("http://h:8080", None)),
+    ("http://h:8080/v1", None, ("http://h:8080", "/v1")),
+    ("http://h:8080/api/v2/", None, ("http://h:8080", "/api/v2")),
+    ("http://h:4010/v1", "/", ("http://h:4010", "")),
+    ("http://h:4010", "v1", ("http://h:4010", "/v1")),
+])
+def test_base_url_and_api_root(base_url, api_root, expected):
+    assert split_base_url(base_url, api_root) == expected
+
+
+def test_a_timeout_names_the_request(app, keys):
+    with app.test_client() as inner:
+        def answer(request: httpx.Request) -> httpx.Response:
+            if request.method == "POST" and request.url.path == "/v1/partners":
+                raise httpx.ReadTimeout("timed out", request=request)
+            relayed = inner.request(request.method, request.url.path, params=request.url.params,
+                                    headers=request.headers, content=request.content)
+            return httpx.Response(relayed.status_code, headers=relayed.headers,
+                                  content=relayed.content)
+
+        with httpx.Client(transport=httpx.MockTransport(answer), base_url="http://api") as client:
+            results = run_suite(client, keys, select=lambda name: name in (
+                "resources.partners", "resources.certifications"))
+    reasons = {r.name: (r.outcome, r.reason) for r in results}
+    assert reasons["resources.partners"] == (
+        "FAIL", "POST /v1/partners: no answer in time (ReadTimeout: timed out)")
+    assert reasons["resources.certifications"][0] == "PASS"
+
+
+def test_every_failure_names_a_request(app, keys):
+    """A failure found by comparing values (no status in the message) still says which
+    request it was about."""
+    results = run_broken(app, keys, change=drop_everywhere("assessment_passed", None),
+                         select=lambda name: name == "lifecycle.attempts_then_pass")
+    (result,) = results
+    assert result.outcome == "FAIL"
+    assert re.search(r"\(last request: (GET|POST) /v1/certifications/\S+ → 20[01]\)$",
+                     result.reason), result.reason
+
+
 # --- over the network ---------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -297,15 +478,21 @@ def test_cli_against_a_real_server(tmp_path):
                 time.sleep(0.2)
         else:
             pytest.fail("server did not start: " + (tmp_path / "server.log").read_text())
-        report = tmp_path / "junit.xml"
+        report, as_json = tmp_path / "junit.xml", tmp_path / "contract.json"
         done = subprocess.run(
             [CERTAPI, "contract", "--base-url", base, "--api-key", write, "--read-key", read,
-             "--second-account-key", other, "--junit", str(report)],
+             "--second-account-key", other, "--junit", str(report), "--json", str(as_json),
+             "--strict"],
             env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
+        assert f"API root: {base}/v1" in done.stderr
         suite = ET.parse(report).getroot().find("testsuite")
         assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
             str(len(scenarios())), "0", "0"), done.stdout
+        data = json.loads(as_json.read_text())
+        assert {s["outcome"] for s in data["scenarios"]} == {"PASS"}
+        assert data["summary"]["pass"] == len(scenarios()) and data["leftovers"] == []
+        assert "Left behind" not in done.stdout
         wrong = subprocess.run(
             [CERTAPI, "contract", "--base-url", f"{base}/v1", "--api-key", "ck_wrong", "-k", "seed."],
             env=env, capture_output=True, text=True, timeout=120)
@@ -318,3 +505,15 @@ def test_cli_against_a_real_server(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_cli_stops_early_when_nothing_answers():
+    port = _free_port()  # nothing listens on it
+    done = subprocess.run(
+        [CERTAPI, "contract", "--base-url", f"http://127.0.0.1:{port}/v1", "--api-key", "ck_x"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"certapi contract: nothing answers at http://127.0.0.1:{port} "
+        f"(GET /v1/health: ConnectError: [Errno 111] Connection refused); is the server running?"]

@@ -1,4 +1,4 @@
-"""One caller of the API under test: an httpx client, a prefix (``/v1``) and one API key.
+"""One caller of the API under test: an httpx client, the API root (``/v1``) and one API key.
 
 Agents also build fixtures through the API and note everything they create, so the
 runner can delete it afterwards in dependency order, whatever the scenario did."""
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from certapi.contract.expect import check, fail, what
+from certapi.contract.routes import absent
 
 # POSTs that create a resource, and the kind of resource they create.
 _CREATES = [
@@ -25,31 +26,45 @@ _NOTHING = object()
 
 
 @dataclass
+class Leftover:
+    """Something a scenario created and cleanup could not delete."""
+    path: str
+    reason: str
+
+
+@dataclass
 class Tracker:
-    """Resources created during one scenario: (kind, path, agent), in creation order."""
+    """One scenario's record: the resources it created as (kind, path, agent), in creation
+    order, and every request it made (``METHOD path → status``)."""
     created: list = field(default_factory=list)
+    requests: list = field(default_factory=list)
 
     def note(self, kind: str, path: str, agent: "Agent") -> None:
         self.created.append((kind, path, agent))
 
-    def cleanup(self) -> list[str]:
-        """Delete everything noted; returns the problems met (empty when all went)."""
-        problems = []
+    def cleanup(self) -> list[Leftover]:
+        """Delete everything noted; returns what stays behind (empty when all went)."""
+        left = []
         for kind in CLEANUP_ORDER:
             for noted, path, agent in reversed(self.created):
                 if noted == kind:
-                    problem = agent.remove(kind, path)
-                    if problem:
-                        problems.append(problem)
+                    try:
+                        reason = agent.remove(kind, path)
+                    except httpx.HTTPError as exc:  # a timeout, say: this one stays
+                        reason = f"DELETE: {type(exc).__name__}: {exc}"
+                    if reason:
+                        left.append(Leftover(agent.prefix + path, reason))
         self.created.clear()
-        return problems
+        return left
 
 
 class Agent:
     def __init__(self, client: httpx.Client, prefix: str, key: str, tracker: Tracker,
-                 run_id: str, label: str):
+                 tag: str, label: str):
+        """``tag`` is unique to one scenario in one run: every email and name it makes
+        carries it, so leftovers of any other scenario or run can never collide with it."""
         self.client, self.prefix, self.key = client, prefix, key
-        self.tracker, self.run_id, self.label = tracker, run_id, label
+        self.tracker, self.tag, self.label = tracker, tag, label
         self._count = 0
 
     # -- raw HTTP ------------------------------------------------------------------
@@ -64,11 +79,19 @@ class Agent:
         if json is not _NOTHING:
             kwargs["json"] = json
         for _ in range(_RATE_LIMIT_RETRIES):
-            response = self.client.request(method, self.prefix + path, headers=sent, **kwargs)
+            try:
+                response = self.client.request(method, self.prefix + path, headers=sent,
+                                               **kwargs)
+            except httpx.HTTPError as exc:
+                failed = type(exc).__name__
+                self.tracker.requests.append(f"{method} {self.prefix}{path} → {failed}")
+                raise
             if response.status_code != 429:
                 break
             # Rate limiting is part of the contract, not a failure of these scenarios.
             time.sleep(min(float(response.headers.get("retry-after") or 1), 30))
+        made = f"{method} {response.request.url.path} → {response.status_code}"
+        self.tracker.requests.append(made)
         self._note_created(method, path, response)
         return response
 
@@ -100,15 +123,15 @@ class Agent:
 
     # -- fixtures --------------------------------------------------------------------
     def email(self) -> str:
-        """An address unique to this run, so runs never collide on email uniqueness."""
+        """An address unique to this scenario and run: no leftover can collide with it."""
         self._count += 1
-        return f"contract-{self.run_id}-{self.label}-{self._count}@example.com"
+        return f"contract-{self.tag}-{self.label}-{self._count}@example.com"
 
     def create(self, path: str, payload: dict) -> dict:
         """POST and insist on success. The exact status (201) and Location are checked by
         the scenarios about them, so one wrong status is reported once, where it belongs."""
         response = self.post(path, payload)
-        check(response.is_success, f"setup failed: {what(response)}")
+        check(response.is_success, f"setup failed: {what(response)}", response, (200, 201))
         try:
             created = response.json()
         except ValueError:
@@ -118,7 +141,7 @@ class Agent:
         return created
 
     def partner(self, **fields) -> dict:
-        return self.create("/partners", {"name": f"Contract partner {self.run_id}", **fields})
+        return self.create("/partners", {"name": f"Contract partner {self.tag}", **fields})
 
     def user(self, partner: dict | None = None, **fields) -> dict:
         if partner is not None:
@@ -126,7 +149,7 @@ class Agent:
         return self.create("/users", {"email": self.email(), **fields})
 
     def certification(self, **fields) -> dict:
-        payload = {"name": f"Contract certification {self.run_id}", "status": "published", **fields}
+        payload = {"name": f"Contract certification {self.tag}", "status": "published", **fields}
         return self.create("/certifications", payload)
 
     def enroll(self, certification: dict, user: dict, **fields) -> dict:
@@ -143,21 +166,35 @@ class Agent:
 
     # -- cleanup ---------------------------------------------------------------------
     def remove(self, kind: str, path: str) -> str | None:
+        """Delete one created resource; returns why it stays behind, or None when gone."""
         response = self.delete(path)
         if response.status_code == 409 and kind in ("user", "certification"):
             # Something this run did not note (or a broken implementation) still refers
             # to it: remove the enrollments it lists, then try once more.
             self._remove_enrollments(f"{path}/enrollments")
             response = self.delete(path)
-        if response.status_code in (204, 404):
+        if response.status_code == 204:
             return None
-        return f"cleanup {what(response)}"
+        if response.status_code == 404:
+            # Gone already (the scenario deleted it), unless DELETE itself has no route.
+            gone = absent(response, self.prefix, (204,), self.get) is None
+            return None if gone else "DELETE → 404, no such route"
+        return f"DELETE → {response.status_code} {_gist(response)}".rstrip()
 
     def _remove_enrollments(self, list_path: str) -> None:
         response = self.get(list_path, params={"per_page": 100})
         if response.status_code == 200:
             for item in response.json().get("data", []):
                 self.delete(enrollment_path(item))
+
+
+def _gist(response: httpx.Response) -> str:
+    """The error code and message of an envelope, else the start of the body."""
+    try:
+        error = response.json()["error"]
+        return f"{error['code']}: {error['message'][:80]}"
+    except (ValueError, KeyError, TypeError):
+        return response.text[:80]
 
 
 def enrollment_path(enrollment: dict) -> str:

@@ -9,20 +9,32 @@ from certapi.contract import schemas
 
 
 class ContractFailure(AssertionError):
-    """The implementation does not honour the contract."""
+    """The implementation does not honour the contract. ``response`` is the answer that
+    broke the rule, when one did, and ``expected`` the statuses the rule wanted: the runner
+    tells a route that is absent (MISSING) from one that answers wrongly (FAIL) by them."""
+
+    def __init__(self, message: str, response: httpx.Response | None = None,
+                 expected: tuple = ()):
+        super().__init__(message)
+        self.response, self.expected = response, tuple(expected)
+
+
+class Missing(Exception):
+    """The implementation has no route for what the scenario needs; the message names it."""
 
 
 class Skip(Exception):
     """The scenario cannot run with what it was given (a missing key, say)."""
 
 
-def fail(message: str):
-    raise ContractFailure(message)
+def fail(message: str, response: httpx.Response | None = None, expected: tuple = ()):
+    raise ContractFailure(message, response, expected)
 
 
-def check(condition, message: str) -> None:
+def check(condition, message: str, response: httpx.Response | None = None,
+          expected: tuple = ()) -> None:
     if not condition:
-        fail(message)
+        fail(message, response, expected)
 
 
 def what(response: httpx.Response) -> str:
@@ -36,7 +48,7 @@ def what(response: httpx.Response) -> str:
 def status(response: httpx.Response, *expected: int) -> httpx.Response:
     if response.status_code not in expected:
         wanted = " or ".join(str(code) for code in expected)
-        fail(f"expected {wanted}: {what(response)}")
+        fail(f"expected {wanted}: {what(response)}", response, expected)
     return response
 
 
@@ -50,9 +62,15 @@ def body(response: httpx.Response):
         fail(f"body is not JSON: {what(response)}")
 
 
-def shaped(response: httpx.Response, expected: int, schema: str) -> dict:
-    """The JSON body of a response with this status, holding exactly ``schema``'s shape."""
-    value = body(status(response, expected))
+# An enrollment was made: the scenarios whose rule is not the status code accept either,
+# so a 200 for 201 is reported once, by the scenario that owns the created status.
+CREATED = (200, 201)
+
+
+def shaped(response: httpx.Response, expected: int | tuple, schema: str) -> dict:
+    """The JSON body of a response with this status (or one of these), holding exactly
+    ``schema``'s shape."""
+    value = body(status(response, *(expected if isinstance(expected, tuple) else (expected,))))
     shape(value, schema, f"{response.request.method} {response.request.url.path}")
     return value
 

@@ -165,7 +165,7 @@ def delete_enrollment(ctx):
     api = ctx.write
     enrollment = api.enroll(api.certification(), api.user())
     attempt_uuid = attempt(api, enrollment, 10)["uuid"]
-    expect.equal(api.delete(enrollment_path(enrollment)).status_code, 204, "DELETE enrollment")
+    expect.status(api.delete(enrollment_path(enrollment)), 204)
     expect.error(api.get(enrollment_path(enrollment)), 404, "not_found", names="enrollment")
     expect.error(api.get(attempts_path(enrollment)), 404, "not_found")
     expect.error(api.get(f"{attempts_path(enrollment)}/{attempt_uuid}"), 404, "not_found")

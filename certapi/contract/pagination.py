@@ -1,5 +1,5 @@
 """Lists: page/per_page defaults and bounds, totals, and a stable order that never skips
-or repeats an item across pages; plus the filters SPEC.md names."""
+or repeats an item across pages; plus the documented list filters."""
 import math
 
 from certapi.contract import expect

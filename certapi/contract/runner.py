@@ -1,23 +1,27 @@
-"""The scenario registry, running, and reporting (a table and JUnit XML).
+"""The scenario registry and running.
 
 A scenario is a function of a ``Context``; it passes by returning, fails by raising
 ``ContractFailure`` (or anything else: a KeyError on a missing field is a failure of the
-implementation too) and skips by raising ``Skip``. What it created is deleted after it,
-pass or fail."""
+implementation too) and skips by raising ``Skip``. A failure caused by a route the
+implementation does not have is MISSING instead (see ``routes``). What a scenario created
+is deleted after it, pass or fail; what cannot be deleted is a leftover of the run, never
+the scenario's verdict."""
 import importlib
+import re
 import time
 import traceback
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
-from certapi.contract.agent import Agent, Tracker
-from certapi.contract.expect import ContractFailure, Skip
+from certapi.contract.agent import Agent, Leftover, Tracker
+from certapi.contract.expect import ContractFailure, Missing, Skip
+from certapi.contract.routes import absent
 
 TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy")
+OUTCOMES = ("PASS", "FAIL", "MISSING", "SKIP")
 # Why a scenario that needs a key did not run; the CLI option names what to pass.
 MISSING = {
     "read": "no read-only key given (--read-key): read-only key checks not run",
@@ -43,9 +47,15 @@ class Scenario:
 @dataclass
 class Result:
     name: str
-    outcome: str  # PASS, FAIL or SKIP
+    outcome: str  # one of OUTCOMES
     reason: str
     seconds: float
+    requests: list[str] = field(default_factory=list)  # "METHOD path → status", in order
+    leftovers: list[Leftover] = field(default_factory=list)
+
+    @property
+    def area(self) -> str:
+        return self.name.split(".", 1)[0]
 
 
 @dataclass
@@ -79,10 +89,23 @@ def _reason(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyError):
         return f"a response lacks the field {exc}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{_request_of(exc)}: no answer in time ({type(exc).__name__}: {exc})"
     if isinstance(exc, httpx.HTTPError):
-        return f"HTTP error: {exc!r}"
+        return f"{_request_of(exc)}: {type(exc).__name__}: {exc}"
     frame = traceback.extract_tb(exc.__traceback__)[-1]
     return f"{type(exc).__name__}: {exc} (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})"
+
+
+def _request_of(exc: httpx.HTTPError) -> str:
+    try:
+        return f"{exc.request.method} {exc.request.url.path}"
+    except RuntimeError:  # an error raised before any request was built
+        return "request"
+
+
+def _names_a_request(reason: str) -> bool:
+    return re.search(r"\b(GET|POST|PATCH|PUT|DELETE|HEAD|OPTIONS) /", reason) is not None
 
 
 def run_one(item: Scenario, client: httpx.Client, keys: Keys, prefix: str, run_id: str) -> Result:
@@ -91,9 +114,10 @@ def run_one(item: Scenario, client: httpx.Client, keys: Keys, prefix: str, run_i
     if missing:
         return Result(item.name, "SKIP", MISSING[missing[0]], 0.0)
     tracker = Tracker()
+    tag = f"{run_id}-{item.name.replace('.', '-').replace('_', '-')}"
 
     def agent(key, label):
-        return Agent(client, prefix, key, tracker, run_id, label) if key else None
+        return Agent(client, prefix, key, tracker, tag, label) if key else None
 
     context = Context(agent(keys.write, "w"), agent(keys.read, "r"), agent(keys.other, "o"))
     outcome, reason = "PASS", ""
@@ -101,23 +125,38 @@ def run_one(item: Scenario, client: httpx.Client, keys: Keys, prefix: str, run_i
         item.func(context)
     except Skip as exc:
         outcome, reason = "SKIP", _reason(exc)
+    except Missing as exc:
+        outcome, reason = "MISSING", f"no route {exc}"
     except Exception as exc:  # any error is the implementation failing this scenario
         outcome, reason = "FAIL", _reason(exc)
-    finally:
-        try:
-            problems = tracker.cleanup()
-        except Exception as exc:
-            problems = [f"cleanup stopped: {_reason(exc)}"]
-    if problems:
-        note = "; ".join(problems[:3])
-        outcome, reason = "FAIL", f"{reason} [{note}]" if reason else note
-    return Result(item.name, outcome, reason, time.perf_counter() - started)
+        route = _absent_route(exc, context.write)
+        if route:
+            outcome, reason = "MISSING", f"no route {route}"
+    made = list(tracker.requests)
+    if outcome == "FAIL" and not _names_a_request(reason) and made:
+        reason = f"{reason} (last request: {made[-1]})"
+    try:
+        leftovers = tracker.cleanup()
+    except Exception as exc:  # an unreachable server, say: report it, keep the verdict
+        leftovers = [Leftover(path, f"not deleted, cleanup stopped: {_reason(exc)}")
+                     for _, path, _ in tracker.created]
+    return Result(item.name, outcome, reason, time.perf_counter() - started, made, leftovers)
+
+
+def _absent_route(exc: Exception, api: Agent) -> str | None:
+    if not isinstance(exc, ContractFailure) or exc.response is None:
+        return None
+    try:
+        return absent(exc.response, api.prefix, exc.expected, api.get)
+    except httpx.HTTPError:
+        return None
 
 
 def run_suite(client: httpx.Client, keys: Keys, prefix: str = "/v1",
               select: Callable[[str], bool] | None = None,
               progress: Callable[[Result], None] | None = None) -> list[Result]:
-    """Run every registered scenario (or those ``select`` accepts) in registration order."""
+    """Run every registered scenario (or those ``select`` accepts) in registration order.
+    ``prefix`` is the API root's path on the client's base URL (``/v1``, or ``""``)."""
     run_id = uuid.uuid4().hex[:10]
     results = []
     for item in scenarios():
@@ -129,40 +168,7 @@ def run_suite(client: httpx.Client, keys: Keys, prefix: str = "/v1",
     return results
 
 
-def exit_code(results: list[Result]) -> int:
-    return 1 if any(r.outcome == "FAIL" for r in results) else 0
-
-
-def format_table(results: list[Result]) -> str:
-    width = max([len(r.name) for r in results] + [len("scenario")])
-    lines = [f"{'scenario':<{width}}  result  reason", f"{'-' * width}  ------  ------"]
-    lines += [f"{r.name:<{width}}  {r.outcome:<6}  {r.reason}".rstrip() for r in results]
-    counts = {o: sum(r.outcome == o for r in results) for o in ("PASS", "FAIL", "SKIP")}
-    total = sum(r.seconds for r in results)
-    lines.append(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, "
-                 f"{counts['SKIP']} skipped in {total:.1f}s")
-    return "\n".join(lines)
-
-
-def write_junit(results: list[Result], path: str) -> None:
-    suite = ET.Element("testsuite", {
-        "name": "certapi-contract",
-        "tests": str(len(results)),
-        "failures": str(sum(r.outcome == "FAIL" for r in results)),
-        "errors": "0",
-        "skipped": str(sum(r.outcome == "SKIP" for r in results)),
-        "time": f"{sum(r.seconds for r in results):.3f}",
-    })
-    for r in results:
-        topic = r.name.split(".", 1)[0]
-        case = ET.SubElement(suite, "testcase", {
-            "classname": f"contract.{topic}", "name": r.name, "time": f"{r.seconds:.3f}",
-        })
-        if r.outcome == "FAIL":
-            ET.SubElement(case, "failure", {"message": r.reason}).text = r.reason
-        elif r.outcome == "SKIP":
-            ET.SubElement(case, "skipped", {"message": r.reason})
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+def exit_code(results: list[Result], strict: bool = False) -> int:
+    """1 on any FAIL (and, when ``strict``, on any MISSING), else 0."""
+    bad = ("FAIL", "MISSING") if strict else ("FAIL",)
+    return 1 if any(r.outcome in bad for r in results) else 0

@@ -56,7 +56,7 @@ def problems(value, schema: str | dict, where: str = "") -> list[str]:
             found.append(f"{label} is {value}, below {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
             found.append(f"{label} is {value}, above {schema['maximum']}")
-    # SPEC.md: every timestamp (the *_at fields) is RFC 3339 in UTC with a Z suffix.
+    # The contract: every timestamp (the *_at fields) is RFC 3339 in UTC with a Z suffix.
     if kind == "string" and where.endswith("_at") and not RFC3339_Z.match(value):
         found.append(f"{label} is {value!r}, not an RFC 3339 UTC timestamp ending in Z")
     if kind == "object":
