@@ -11,7 +11,6 @@ from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
-from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 from peewee import IntegrityError
 from starlette.exceptions import HTTPException
@@ -23,6 +22,7 @@ from certapi.middleware import (
     AllowedMethods, BodyLimit, MediaTypeCase, PathControlCharacters, RequestLog,
     current_request_id,
 )
+from certapi.routing import HandlerResolver
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
 
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
 
     app = connexion.FlaskApp(
         __name__,
-        resolver=Resolver(function_resolver=resolve_handler),
+        resolver=HandlerResolver(function_resolver=resolve_handler),
         specification_dir=str(SPEC_PATH.parent),
         strict_validation=True,
         validate_responses=settings.validate_responses,

@@ -1,4 +1,5 @@
-"""API-key authentication: the spec's ``x-apikeyInfoFunc`` and the caller's account.
+"""API-key authentication: the spec's ``x-bearerInfoFunc`` and ``x-apikeyInfoFunc``, and
+the caller's account.
 
 Connexion runs security functions on the event loop, so the database lookup runs in a
 worker thread and verified keys are cached for ``key_cache_seconds``: the common case
@@ -8,6 +9,8 @@ import asyncio
 import contextvars
 import inspect
 import time
+
+from connexion.security import NO_VALUE
 
 from certapi.errors import Forbidden, Unauthorized
 from models.account import ApiKey, hash_key
@@ -77,9 +80,25 @@ async def authenticate(api_key: str, request) -> dict:
     return info
 
 
-# Connexion inspects the security function's signature on every request (to decide which
+async def authenticate_bearer(token: str, request) -> dict:
+    """``Authorization: Bearer <key>``, the scheme Swagger UI and generated clients send;
+    Connexion has taken the scheme off."""
+    return await authenticate(f"Bearer {token}", request)
+
+
+async def authenticate_header(header: str, request):
+    """The whole ``Authorization`` header: ``Api-Key <key>``, or a malformed value to
+    explain. A well-formed Bearer header was the bearer scheme's to judge, so it is left
+    alone here (Connexion tries the spec's security alternatives in turn)."""
+    if header.strip().lower().startswith("bearer ") and parse_authorization(header):
+        return NO_VALUE
+    return await authenticate(header, request)
+
+
+# Connexion inspects the security functions' signatures on every request (to decide which
 # keyword arguments to pass); inspect.signature returns a __signature__ as it is.
-authenticate.__signature__ = inspect.signature(authenticate)
+for _function in (authenticate, authenticate_bearer, authenticate_header):
+    _function.__signature__ = inspect.signature(_function)
 
 
 def account_uuid() -> str:

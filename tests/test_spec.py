@@ -4,6 +4,8 @@ produce, and served as written next to Swagger UI."""
 import copy
 import importlib
 import inspect
+import re
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -12,11 +14,12 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from certapi.app import SPEC_PATH
 from certapi.errors import ApiError
+from certapi.routing import HandlerResolver, function_name, handler_path
 from tests.conftest import METHODS, SPEC
 
 OPERATIONS = [(path, method, op) for path, item in SPEC["paths"].items()
               for method, op in item.items() if method in METHODS]
-IDS = [op["operationId"].rsplit(".", 1)[1] for _, _, op in OPERATIONS]
+IDS = [op["operationId"] for _, _, op in OPERATIONS]
 WRITE_METHODS = {"post", "patch", "put", "delete"}
 
 
@@ -47,20 +50,42 @@ def test_operation_ids_are_unique():
     assert len(ids) == len(set(ids))
 
 
+def handler_of(op: dict):
+    """The function Connexion routes the operation to (certapi.routing)."""
+    module_name, _, name = handler_path(op["x-openapi-router-controller"], op["operationId"]).rpartition(".")
+    return getattr(importlib.import_module(module_name), name, None), module_name, name
+
+
 @pytest.mark.parametrize("path, method, op", OPERATIONS, ids=IDS)
-def test_operation_id_is_a_handler_function_named_like_it(path, method, op):
-    module_name, _, name = op["operationId"].rpartition(".")
-    assert module_name.startswith("handlers."), op["operationId"]
-    function = getattr(importlib.import_module(module_name), name, None)
-    assert inspect.isfunction(function), op["operationId"]
+def test_operation_id_is_clean_camel_case(path, method, op):
+    """Generated clients and Swagger UI anchors are named after the operationId."""
+    assert re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", op["operationId"]), op["operationId"]
+
+
+@pytest.mark.parametrize("path, method, op", OPERATIONS, ids=IDS)
+def test_operation_id_routes_to_a_handler_function_named_like_it(path, method, op):
+    function, module_name, name = handler_of(op)
+    assert module_name.startswith("handlers."), op["x-openapi-router-controller"]
+    assert inspect.isfunction(function), (op["operationId"], f"{module_name}.{name}")
     assert (function.__module__, function.__name__) == (module_name, name)
+
+
+def test_operation_ids_map_to_snake_case_function_names():
+    assert function_name("updateEnrollmentProgress") == "update_enrollment_progress"
+    assert function_name("getHealth") == "get_health"
+
+
+def test_an_operation_without_a_router_controller_fails_at_start_up():
+    operation = SimpleNamespace(operation_id="getHealth", router_controller=None)
+    with pytest.raises(ValueError, match="getHealth"):
+        HandlerResolver().resolve_operation_id(operation)
 
 
 @pytest.mark.parametrize("path, method, op", OPERATIONS, ids=IDS)
 def test_handler_accepts_every_documented_input(path, method, op):
     """Connexion passes only the arguments a handler names; one it lacks is dropped silently."""
-    module_name, _, name = op["operationId"].rpartition(".")
-    signature = inspect.signature(getattr(importlib.import_module(module_name), name))
+    function, _, name = handler_of(op)
+    signature = inspect.signature(function)
     params = [ref(p) for p in [*SPEC["paths"][path].get("parameters", []), *op.get("parameters", [])]]
     expected = {p["name"] for p in params if p["in"] in ("path", "query")}
     if "requestBody" in op:
@@ -89,7 +114,7 @@ def test_every_operation_documents_its_error_statuses(path, method, op):
     statuses = set(op["responses"])
     assert "422" in statuses
     secured = op.get("security", SPEC["security"]) != []
-    assert secured == (op["operationId"] != "handlers.health.get_health")
+    assert secured == (op["operationId"] != "getHealth")
     if secured:
         assert "401" in statuses
     if method in WRITE_METHODS:
@@ -110,7 +135,7 @@ def test_every_response_is_described_and_errors_are_the_envelope(path, method, o
             continue
         assert set(response["content"]) == {"application/json"}, (op["operationId"], status)
         schema = response["content"]["application/json"]["schema"]
-        if int(status) >= 400 and op["operationId"] != "handlers.health.get_health" or status == "422":
+        if int(status) >= 400 and op["operationId"] != "getHealth" or status == "422":
             assert schema == {"$ref": "#/components/schemas/Error"}, (op["operationId"], status)
 
 
