@@ -217,7 +217,24 @@ def _schema_validator(schema: dict) -> OAS30Validator:
                           format_checker=oas30_format_checker)
 
 
-@pytest.mark.parametrize("name", sorted(SPEC["components"]["schemas"]))
+def _query_parameter_schemas() -> set[str]:
+    params = [ref(p) for item in SPEC["paths"].values()
+              for op in [item, *(item[m] for m in item if m in METHODS)] for p in op.get("parameters", [])]
+    return {p["schema"]["$ref"].rsplit("/", 1)[1] for p in params
+            if p["in"] == "query" and "$ref" in p["schema"]}
+
+
+QUERY_SCHEMAS = _query_parameter_schemas()
+
+
+def test_schemas_of_query_filters_carry_no_example():
+    """Swagger UI fills a schema's example into "Try it out": an optional filter would
+    arrive pre-set (status=published) and a newcomer's first list would look empty."""
+    assert QUERY_SCHEMAS >= {"Uuid", "Email", "CertificationStatus", "EnrollmentStatus"}
+    assert [name for name in QUERY_SCHEMAS if "example" in SPEC["components"]["schemas"][name]] == []
+
+
+@pytest.mark.parametrize("name", sorted(set(SPEC["components"]["schemas"]) - QUERY_SCHEMAS))
 def test_every_schema_has_an_example_that_fits_it(name):
     schema = SPEC["components"]["schemas"][name]
     assert "example" in schema, f"{name} has no example"
