@@ -9,7 +9,6 @@ import connexion
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
-from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 
 from certapi import auth, errors, swagger_ui
@@ -21,6 +20,7 @@ from certapi.middleware import (
     PathControlCharacters,
     RequestLog,
 )
+from certapi.routing import HandlerResolver
 from certapi.spec import BASE_PATH, SPEC_PATH, load_spec
 from certapi.validation import VALIDATOR_MAP
 from models.db import database, init_database
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
 
     app = connexion.FlaskApp(
         __name__,
-        resolver=Resolver(function_resolver=resolve_handler),
+        resolver=HandlerResolver(function_resolver=resolve_handler),
         specification_dir=str(SPEC_PATH.parent),
         strict_validation=True,
         validate_responses=settings.validate_responses,

@@ -1,4 +1,4 @@
-"""API-key authentication: the spec's ``x-apikeyInfoFunc``.
+"""API-key authentication: the spec's ``x-bearerInfoFunc`` and ``x-apikeyInfoFunc``.
 
 ``authenticate`` returns the key's token info; Connexion passes its ``sub`` (the key's
 account) to every handler that takes a ``user`` argument, as in Connexion's
@@ -11,6 +11,7 @@ import inspect
 import time
 from typing import Any
 
+from connexion.security import NO_VALUE
 from starlette.requests import Request
 
 from certapi.errors import Forbidden, Unauthorized
@@ -77,6 +78,22 @@ async def authenticate(api_key: str, request: Request) -> dict[str, Any]:
     return info
 
 
-# Connexion inspects the security function's signature on every request (to decide which
+async def authenticate_bearer(token: str, request: Request) -> dict[str, Any]:
+    """``Authorization: Bearer <key>``, the scheme Swagger UI and generated clients send;
+    Connexion has taken the scheme off."""
+    return await authenticate(f"Bearer {token}", request)
+
+
+async def authenticate_header(header: str, request: Request) -> Any:
+    """The whole ``Authorization`` header: ``Api-Key <key>``, or a malformed value to
+    explain. A well-formed Bearer header was the bearer scheme's to judge, so it is left
+    alone here (Connexion tries the spec's security alternatives in turn)."""
+    if header.strip().lower().startswith("bearer ") and parse_authorization(header):
+        return NO_VALUE
+    return await authenticate(header, request)
+
+
+# Connexion inspects the security functions' signatures on every request (to decide which
 # keyword arguments to pass); inspect.signature returns a __signature__ as it is.
-authenticate.__signature__ = inspect.signature(authenticate)  # type: ignore[attr-defined]
+for _function in (authenticate, authenticate_bearer, authenticate_header):
+    _function.__signature__ = inspect.signature(_function)  # type: ignore[union-attr]

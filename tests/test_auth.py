@@ -12,14 +12,14 @@ import pytest
 from models import MODELS, Account, ApiKey, database
 from models.account import hash_key
 from models.base import utcnow
-from tests.conftest import ABSENT_UUID, OPERATIONS, expect_error, make_tenant
+from tests.conftest import ABSENT_UUID, OPERATIONS, SPEC, expect_error, make_tenant
 
 WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
-WRITES = [pytest.param(method, regex, id=op_id.rsplit(".", 1)[1])
+WRITES = [pytest.param(method, regex, id=op_id)
           for method, regex, op_id, _ in OPERATIONS if method in WRITE_METHODS]
-READS = [pytest.param(method, regex, id=op_id.rsplit(".", 1)[1])
+READS = [pytest.param(method, regex, id=op_id)
          for method, regex, op_id, _ in OPERATIONS if method == "GET"]
-SECURED = [pytest.param(method, regex, id=op_id.rsplit(".", 1)[1])
+SECURED = [pytest.param(method, regex, id=op_id)
            for method, regex, op_id, statuses in OPERATIONS if "401" in statuses]
 PARAM = "[^/]+"
 
@@ -66,6 +66,26 @@ def test_malformed_header_is_401(client, tenant, value):
     for method, url in (("GET", "/v1/partners"), ("POST", "/v1/partners")):
         response = client.request(method, url, json={"name": "x"}, headers={"Authorization": value})
         expect_error(response, 401, "unauthorized")
+
+
+def test_swagger_ui_and_generated_clients_send_bearer():
+    """Swagger UI sends an apiKey scheme's value bare; an http bearer scheme as `Bearer <key>`."""
+    schemes = SPEC["components"]["securitySchemes"]
+    first = next(iter(SPEC["security"][0]))
+    assert schemes[first]["type"] == "http" and schemes[first]["scheme"] == "bearer"
+    assert {"type": "apiKey", "in": "header", "name": "Authorization"}.items() <= schemes["ApiKeyAuth"].items()
+    assert [set(alternative) for alternative in SPEC["security"]] == [{"BearerAuth"}, {"ApiKeyAuth"}]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("Bearer cak_nosuchkey", "Unknown or revoked API key"),
+    ("Api-Key cak_nosuchkey", "Unknown or revoked API key"),
+    ("Token abc", 'Authorization header must be "Bearer <api_key>" or "Api-Key <api_key>"'),
+    ("Bearer a b", 'Authorization header must be "Bearer <api_key>" or "Api-Key <api_key>"'),
+])
+def test_401_says_what_was_wrong_whichever_scheme_judged_it(client, value, message):
+    assert expect_error(client.get("/v1/partners", headers={"Authorization": value}),
+                        401, "unauthorized") == message
 
 
 def test_key_in_the_wrong_scheme_is_401(client, tenant):

@@ -30,7 +30,7 @@ def resolve(schema: dict) -> dict:
 BODY_OPERATIONS = [
     pytest.param(method.upper(), path,
                  resolve(op["requestBody"]["content"]["application/json"]["schema"]),
-                 id=op["operationId"].rsplit(".", 1)[1])
+                 id=op["operationId"])
     for path, item in SPEC["paths"].items()
     for method, op in item.items()
     if method in METHODS and "requestBody" in op
@@ -47,7 +47,7 @@ def params_of(path: str, op: dict) -> list[dict]:
 
 
 ALL_OPERATIONS = [pytest.param(method.upper(), path, params_of(path, op),
-                               id=op["operationId"].rsplit(".", 1)[1])
+                               id=op["operationId"])
                   for path, item in SPEC["paths"].items()
                   for method, op in item.items() if method in METHODS]
 

@@ -65,13 +65,13 @@ def _attempts(api):
 
 
 LISTS = {
-    "handlers.partners.list_partners": _partners,
-    "handlers.partners.list_partner_users": _partner_users,
-    "handlers.users.list_users": _users,
-    "handlers.users.list_user_enrollments": _user_enrollments,
-    "handlers.certifications.list_certifications": _certifications,
-    "handlers.enrollments.list_enrollments": _enrollments,
-    "handlers.attempts.list_attempts": _attempts,
+    "listPartners": _partners,
+    "listPartnerUsers": _partner_users,
+    "listUsers": _users,
+    "listUserEnrollments": _user_enrollments,
+    "listCertifications": _certifications,
+    "listEnrollments": _enrollments,
+    "listAttempts": _attempts,
 }
 PAGE_REF = {"$ref": "#/components/parameters/Page"}
 

@@ -8,7 +8,6 @@ import yaml
 from certapi.spec import SPEC_PATH
 
 SPEC_FILE = SPEC_PATH
-RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 # JSON type → the Python types json.loads produces for it (bool is not a number).
 _TYPES = {
@@ -25,6 +24,10 @@ _TYPES = {
 def spec() -> dict:
     with SPEC_FILE.open() as fh:
         return yaml.safe_load(fh)
+
+
+# The timestamp rule as the spec's Timestamp schema states it.
+RFC3339_Z = re.compile(spec()["components"]["schemas"]["Timestamp"]["pattern"])
 
 
 def _resolve(schema: dict) -> dict:
@@ -56,7 +59,7 @@ def problems(value, schema: str | dict, where: str = "") -> list[str]:
             found.append(f"{label} is {value}, below {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
             found.append(f"{label} is {value}, above {schema['maximum']}")
-    # The contract: every timestamp (the *_at fields) is RFC 3339 in UTC with a Z suffix.
+    # Every timestamp (the *_at fields) is RFC 3339 in UTC with a Z suffix.
     if kind == "string" and where.endswith("_at") and not RFC3339_Z.match(value):
         found.append(f"{label} is {value!r}, not an RFC 3339 UTC timestamp ending in Z")
     if kind == "object":
