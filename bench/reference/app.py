@@ -125,39 +125,39 @@ def build_api() -> FastAPI:
                                               "partnership_uuid")])
     @connected
     def list_enrollments(
-        uuid: PathUuid, _caller: Caller,
+        uuid: PathUuid, account: Caller,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
         status: Literal["enrolled", "in_progress", "completed", "failed"] | None = None,
         user_uuid: QueryUuid = None, partnership_uuid: QueryUuid = None,
     ):
         return reply(enrollments.list_enrollments(
-            uuid, page, per_page, _caller, status=status, user_uuid=user_uuid,
+            uuid, page, per_page, account, status=status, user_uuid=user_uuid,
             partnership_uuid=partnership_uuid))
 
     @api.post(prefix, dependencies=[only_query()])
     @connected
-    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, _caller: Caller):
+    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, account: Caller):
         return reply(enrollments.create_enrollment(
-            uuid, body.model_dump(exclude_unset=True), _caller))
+            uuid, body.model_dump(exclude_unset=True), account))
 
     @api.get(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
-    def get_enrollment(uuid: PathUuid, enrollment_uuid: PathUuid, _caller: Caller):
-        return reply(enrollments.get_enrollment(uuid, enrollment_uuid, _caller))
+    def get_enrollment(uuid: PathUuid, enrollment_uuid: PathUuid, account: Caller):
+        return reply(enrollments.get_enrollment(uuid, enrollment_uuid, account))
 
     @api.patch(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
     def update_enrollment_progress(uuid: PathUuid, enrollment_uuid: PathUuid,
-                                   body: ProgressUpdate, _caller: Caller):
+                                   body: ProgressUpdate, account: Caller):
         return reply(enrollments.update_enrollment_progress(
-            uuid, enrollment_uuid, body.model_dump(), _caller))
+            uuid, enrollment_uuid, body.model_dump(), account))
 
     @api.post(prefix + "/{enrollment_uuid}/assessment-attempts", dependencies=[only_query()])
     @connected
     def create_attempt(uuid: PathUuid, enrollment_uuid: PathUuid, body: AttemptCreate,
-                       _caller: Caller):
-        return reply(attempts.create_attempt(uuid, enrollment_uuid, body.model_dump(), _caller))
+                       account: Caller):
+        return reply(attempts.create_attempt(uuid, enrollment_uuid, body.model_dump(), account))
 
     @api.exception_handler(ApiError)
     async def on_api_error(_request, exc: ApiError):
