@@ -5,10 +5,24 @@ uses). With more, gunicorn's master owns the listening socket, forks the workers
 restarts one that dies, and on SIGTERM stops accepting, lets each worker finish the
 requests it holds (up to ``GRACEFUL_SECONDS``), then exits. Each worker builds its own
 app, and so its own connection pool, after the fork.
+
+Both run the same connection handler (certapi.http_protocol), so request heads are
+bounded and slow clients timed out in either mode.
 """
 from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
 
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+from certapi.http_protocol import BoundedHttpToolsProtocol
+
+WORKER_CLASS = "certapi.server.Worker"
+
+
+class Worker(UvicornWorker):
+    """gunicorn's uvicorn worker with certapi's bounded connection handler."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": BoundedHttpToolsProtocol}
+
+
 GRACEFUL_SECONDS = 30
 
 
@@ -36,7 +50,7 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
         import uvicorn
 
         uvicorn.run("certapi.app:create_app", factory=True, host=host, port=port,
-                    access_log=False, log_level=log_level)
+                    access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol)
         return
     _Gunicorn({
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",

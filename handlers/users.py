@@ -1,5 +1,6 @@
 from peewee import IntegrityError
 
+from certapi import lifecycle
 from certapi.auth import account_uuid
 from certapi.errors import Conflict
 from certapi.pagination import paginate
@@ -16,7 +17,7 @@ def _apply(user: User, body: dict) -> None:
         if name == "partnership_uuid":
             user.partner = owned(Partner, value, "Partner") if value else None
         elif name == "email":
-            user.email, user.email_key = value, User.fold_email(value)
+            user.set_email(value)
         else:
             setattr(user, name, value)
 
@@ -56,10 +57,24 @@ def get_user(uuid):
 
 
 def update_user(uuid, body):
-    user = owned(User, uuid, "User")
-    _apply(user, body)
-    _save(user)
+    with database.atomic():
+        user = owned(User, uuid, "User")
+        old_partner = user.partner_uuid
+        _apply(user, body)
+        _check_partner_change(user, old_partner)
+        _save(user)
     return user.as_json()
+
+
+def _check_partner_change(user: User, old_partner: str | None) -> None:
+    if user.partner_uuid == old_partner:
+        return
+    open_enrollments = Enrollment.select().where(
+        (Enrollment.user == user) & Enrollment.status.in_(lifecycle.OPEN))
+    try:
+        lifecycle.check_partner_change(old_partner, user.partner_uuid, open_enrollments.exists())
+    except lifecycle.TransitionRefused as refused:
+        raise Conflict(str(refused))
 
 
 def delete_user(uuid):
