@@ -10,6 +10,11 @@ def _int_env(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
 def _bool_env(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw in (None, ""):
@@ -22,6 +27,19 @@ class Settings:
     database_url: str = field(default_factory=database_url)
     # Bodies above this many bytes are refused with 413 before anything parses them.
     max_body_bytes: int = field(default_factory=lambda: _int_env("CERTAPI_MAX_BODY_BYTES", 1 << 20))
+    # The request line and headers together; more is refused with 431 as it arrives
+    # (certapi.http_protocol), before anything parses or stores it.
+    max_header_bytes: int = field(
+        default_factory=lambda: _int_env("CERTAPI_MAX_HEADER_BYTES", 64 * 1024)
+    )
+    # Slow clients: a request head must arrive within this many seconds of the
+    # connection opening, a body within this many seconds of its head (408 otherwise).
+    header_timeout_seconds: float = field(
+        default_factory=lambda: _float_env("CERTAPI_HEADER_TIMEOUT_SECONDS", 10)
+    )
+    body_timeout_seconds: float = field(
+        default_factory=lambda: _float_env("CERTAPI_BODY_TIMEOUT_SECONDS", 30)
+    )
     # How long a verified key is trusted without asking the database again; a revoked
     # key stops working within this many seconds in every worker.
     key_cache_seconds: int = field(default_factory=lambda: _int_env("CERTAPI_KEY_CACHE_SECONDS", 5))

@@ -86,3 +86,30 @@ def record_attempt(enrollment: "Enrollment", certification: "Certification", sco
     elif limit is not None and enrollment.assessment_attempts >= limit:
         enrollment.status = "failed"
     return passed
+
+
+def check_attempt_limit(new_limit: int | None, most_attempts_on_open: int | None) -> None:
+    """A certification's ``max_attempts`` may change at any time, but never to a number
+    an open enrollment has already used up: such an enrollment could neither take another
+    attempt nor be failed by one, nor be enrolled again, and would stay open for good."""
+    if new_limit is None or most_attempts_on_open is None:
+        return
+    if new_limit <= most_attempts_on_open:
+        raise TransitionRefused(
+            f"max_attempts cannot be {new_limit}: an open enrollment has already used "
+            f"{most_attempts_on_open} attempts (allow more than that, or wait until the "
+            "open enrollments are completed or failed)"
+        )
+
+
+def check_partner_change(old_partner: str | None, new_partner: str | None,
+                         has_open_enrollments: bool) -> None:
+    """An enrollment belongs to the partner its user had when enrolling, and keeps it
+    when finished. A user with open enrollments cannot change partner: those enrollments
+    would stay with the old partner (listed under it, keeping it from being deleted) while
+    the user's progress happens under the new one."""
+    if old_partner != new_partner and has_open_enrollments:
+        raise TransitionRefused(
+            "The user's partner cannot change while the user has open enrollments "
+            "(enrolled or in_progress)"
+        )

@@ -5,17 +5,31 @@ uses). With more, gunicorn's master owns the listening socket, forks the workers
 restarts one that dies, and on SIGTERM stops accepting, lets each worker finish the
 requests it holds (up to ``GRACEFUL_SECONDS``), then exits. Each worker builds its own
 app, and so its own connection pool, after the fork.
+
+Both run the same connection handler (certapi.http_protocol), so request heads are
+bounded and slow clients timed out in either mode.
 """
 import errno
 import socket
 from typing import TYPE_CHECKING
 
 from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from certapi.http_protocol import BoundedHttpToolsProtocol
+
+WORKER_CLASS = "certapi.server.Worker"
+
+
+class Worker(UvicornWorker):
+    """gunicorn's uvicorn worker with certapi's bounded connection handler."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": BoundedHttpToolsProtocol}
+
 
 if TYPE_CHECKING:
     import connexion
 
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
 GRACEFUL_SECONDS = 30
 
 
@@ -43,7 +57,7 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
         import uvicorn
 
         uvicorn.run("certapi.app:create_app", factory=True, host=host, port=port,
-                    access_log=False, log_level=log_level)
+                    access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol)
         return
     _Gunicorn({
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",

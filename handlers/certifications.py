@@ -1,5 +1,8 @@
 from typing import Any
 
+from peewee import fn
+
+from certapi import lifecycle
 from certapi.errors import Conflict
 from certapi.pagination import paginate
 from certapi.spec import url
@@ -29,10 +32,24 @@ def get_certification(uuid: str, user: str) -> Json:
 def update_certification(uuid: str, body: Json, user: str) -> Json:
     with database.atomic():
         certification = owned(Certification, uuid, "Certification", user)
+        if "max_attempts" in body:
+            lifecycle.check_attempt_limit(body["max_attempts"], _most_attempts_open(certification))
         for name, value in body.items():
             setattr(certification, name, value)
         certification.save()
     return certification.as_json()
+
+
+def _most_attempts_open(certification: Certification) -> int | None:
+    """The most attempts any open enrollment of ``certification`` has used; the open
+    enrollments stay locked until commit where the database can, so an attempt being
+    recorded right now is counted (SQLite writers are serialised already)."""
+    open_enrollments = Enrollment.select(Enrollment.assessment_attempts).where(
+        (Enrollment.certification == certification) & Enrollment.status.in_(lifecycle.OPEN)
+    )
+    if database.for_update:
+        return max((row.assessment_attempts for row in open_enrollments.for_update()), default=None)
+    return open_enrollments.select(fn.MAX(Enrollment.assessment_attempts)).scalar()
 
 
 def delete_certification(uuid: str, user: str) -> tuple[None, int]:

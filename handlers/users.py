@@ -2,6 +2,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from certapi import lifecycle
 from certapi.errors import Conflict
 from certapi.pagination import paginate
 from certapi.spec import url
@@ -19,7 +20,7 @@ def _apply(member: User, body: Json, account: str) -> None:
         if name == "partnership_uuid":
             member.partner = owned(Partner, value, "Partner", account) if value else None
         elif name == "email":
-            member.email, member.email_key = value, User.fold_email(value)
+            member.set_email(value)
         else:
             setattr(member, name, value)
 
@@ -60,10 +61,21 @@ def get_user(uuid: str, user: str) -> Json:
 
 
 def update_user(uuid: str, body: Json, user: str) -> Json:
-    member = owned(User, uuid, "User", user)
-    _apply(member, body, user)
-    _save(member, user)
+    with database.atomic():
+        member = owned(User, uuid, "User", user)
+        old_partner = member.partner_uuid
+        _apply(member, body, user)
+        _check_partner_change(member, old_partner)
+        _save(member, user)
     return member.as_json()
+
+
+def _check_partner_change(member: User, old_partner: str | None) -> None:
+    if member.partner_uuid == old_partner:
+        return
+    open_enrollments = Enrollment.select().where(
+        (Enrollment.user == member) & Enrollment.status.in_(lifecycle.OPEN))
+    lifecycle.check_partner_change(old_partner, member.partner_uuid, open_enrollments.exists())
 
 
 def delete_user(uuid: str, user: str) -> tuple[None, int]:

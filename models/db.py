@@ -112,6 +112,17 @@ class WriterLock:
             self._threads.release()
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (it holds emails and key
+    hashes) before SQLite creates it with the umask's 0644. SQLite gives the -wal and
+    -shm files the database file's mode, and the WriterLock file is 0600 too. An
+    existing file keeps the mode it has."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # it exists, or SQLite will say why it cannot be opened when it connects
+
+
 class SerialWritesSqliteDatabase(PooledSqliteDatabase):
     """Peewee's pooled SQLite database whose transactions take the WriterLock first."""
 
@@ -119,6 +130,7 @@ class SerialWritesSqliteDatabase(PooledSqliteDatabase):
         super().__init__(database, *args, **kwargs)
         self._writer: WriterLock | None = None
         if database and database != ":memory:" and not database.startswith("file:"):
+            _create_private(database)
             timeout = self._pragmas_dict().get("busy_timeout", 5000) / 1000
             self._writer = WriterLock(f"{database}.lock", timeout)
         self._holding = threading.local()

@@ -1,3 +1,5 @@
+import unicodedata
+
 from peewee import CharField, ForeignKeyField
 
 from models.account import Account
@@ -8,7 +10,8 @@ from models.partner import Partner
 class User(TimestampedModel):
     account = ForeignKeyField(Account, on_delete="CASCADE")
     email = CharField(max_length=254)
-    # Uniqueness is case-insensitive; the database enforces it on this folded copy.
+    # Uniqueness ignores case and Unicode forms; the database enforces it on this folded
+    # copy. (Which characters an email may hold at all is openapi.yaml's Email pattern.)
     email_key = CharField(max_length=254)
     first_name = CharField(max_length=200, null=True)
     last_name = CharField(max_length=200, null=True)
@@ -24,7 +27,17 @@ class User(TimestampedModel):
 
     @staticmethod
     def fold_email(email: str) -> str:
-        return email.casefold()
+        """The comparison key: two addresses that read the same (fullwidth or plain,
+        composed or decomposed, any case) fold alike. NFKC again after case-folding,
+        which can undo it. Folding can lengthen an address (ß → ss); the key keeps the
+        column's 254 characters, the limit of the address itself."""
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).casefold())
+        return folded[:254]
+
+    def set_email(self, email: str) -> None:
+        # NFC: one spelling of each letter, and nothing a reader would see differently.
+        self.email = unicodedata.normalize("NFC", email)
+        self.email_key = self.fold_email(email)
 
     def as_json(self) -> dict:
         return {

@@ -128,7 +128,9 @@ def test_delete_refused_while_users_refer(api, client, tenant):
 def test_delete_refused_while_enrollments_refer(api, client, tenant):
     partner = api.partner()
     user = api.user(partnership_uuid=partner["uuid"])
-    enrollment = api.enroll(api.certification(), user, partnership_uuid=partner["uuid"])
+    enrollment = api.enroll(api.certification(passing_score=50), user,
+                            partnership_uuid=partner["uuid"])
+    api.attempt(enrollment, 90)  # finished: a user with open enrollments cannot move
     # The user moves to the vendor's staff; the enrollment still names the partner.
     moved = client.patch(f"/v1/users/{user['uuid']}", json={"partnership_uuid": None},
                          headers=tenant.headers)

@@ -97,12 +97,15 @@ def in_use(ctx):
     api = ctx.write
     partner = api.partner()
     user = api.user(partner)
-    certification = api.certification()
+    certification = api.certification(passing_score=50)
     enrollment = api.enroll(certification, user)
     expect.error(api.delete(f"/partners/{partner['uuid']}"), 409, "conflict")
     expect.error(api.delete(f"/users/{user['uuid']}"), 409, "conflict")
     expect.error(api.delete(f"/certifications/{certification['uuid']}"), 409, "conflict")
     expect.shaped(api.get(f"/users/{user['uuid']}"), 200, "User")
+    # No change of partner while an enrollment is open; once it is finished, the user may.
+    expect.error(api.patch(f"/users/{user['uuid']}", {"partnership_uuid": None}), 409, "conflict")
+    expect.status(api.attempt(enrollment, 90), 201)
     moved = expect.shaped(api.patch(f"/users/{user['uuid']}", {"partnership_uuid": None}), 200, "User")
     expect.equal(moved["partnership_uuid"], None, "partnership_uuid after moving to staff")
     expect.error(api.delete(f"/partners/{partner['uuid']}"), 409, "conflict")  # its enrollment
