@@ -1,7 +1,6 @@
 """The application factory: openapi.yaml routed by Connexion (FlaskApp) into the handlers."""
 import inspect
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -13,11 +12,14 @@ from connexion.utils import get_function_from_name
 
 from certapi import auth, errors, swagger_ui
 from certapi.config import Settings
+from certapi.logs import configure as configure_logging
 from certapi.middleware import (
     AllowedMethods,
     BodyLimit,
+    HostHeader,
     MediaTypeCase,
     PathControlCharacters,
+    PathShape,
     RequestLog,
 )
 from certapi.routing import HandlerResolver
@@ -34,16 +36,6 @@ def resolve_handler(name: str) -> Callable[..., Any]:
     function = get_function_from_name(name)
     function.__signature__ = inspect.signature(function)
     return function
-
-
-def configure_logging() -> None:
-    """The access and error logs go to stderr unless the host process set up logging."""
-    logger = logging.getLogger("certapi")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
 
 
 def _release_connection(_exc: BaseException | None) -> None:
@@ -82,6 +74,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     # Added in this order, each lands just before routing/exception handling, so the
     # outermost is RequestLog, then the 405 and size checks inside the error handlers.
     app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(HostHeader, position=MiddlewarePosition.BEFORE_ROUTING)
+    app.add_middleware(PathShape, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathControlCharacters, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,
