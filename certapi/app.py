@@ -2,6 +2,7 @@
 import inspect
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import connexion
@@ -47,6 +48,19 @@ def _release_connection(_exc: BaseException | None) -> None:
         database.close()
 
 
+UI_PATH = "/ui"
+
+
+def _middlewares() -> list:
+    """Connexion's stack (with certapi's Swagger UI layer) and PathShape just before Swagger
+    UI: the first router, whose mount at the base path redirected ``/v1`` to ``/v1/``.
+    (``add_middleware`` cannot place it there: its positions name Connexion's own class.)"""
+    stack: list = list(swagger_ui.MIDDLEWARES)
+    shape = partial(PathShape, base_path=BASE_PATH, keep=frozenset({f"{BASE_PATH}{UI_PATH}/"}))
+    stack.insert(stack.index(swagger_ui.RawSpecSwaggerUI), shape)
+    return stack
+
+
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     settings = settings or Settings()
     configure_logging()
@@ -61,8 +75,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
         jsonifier=Jsonifier(json, separators=(",", ":")),
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
-        middlewares=swagger_ui.MIDDLEWARES,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path=UI_PATH),
+        middlewares=_middlewares(),
     )
     app.add_api(load_spec(), base_path=BASE_PATH)
     app.app.teardown_request(_release_connection)
@@ -75,7 +89,6 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     # outermost is RequestLog, then the 405 and size checks inside the error handlers.
     app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(HostHeader, position=MiddlewarePosition.BEFORE_ROUTING)
-    app.add_middleware(PathShape, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathControlCharacters, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,

@@ -175,19 +175,23 @@ class PathControlCharacters:
 
 
 class PathShape:
-    """No documented path has an empty segment or ends in ``/``, so such a path is a 404
-    here. Left to the frameworks, Flask answered ``//`` with a slash-merging redirect that
-    came out as a 500, and Starlette's router redirected a trailing slash to a
-    ``Location`` built from the client's Host header (an open redirect). Swagger UI's
-    pages (``/v1/ui/``) are answered before this layer."""
+    """No documented path has an empty segment or ends in ``/``, and the base path alone
+    is no resource, so such a path is a 404 here, outside Swagger UI's and Connexion's
+    routers. Left to the frameworks, Flask answered ``//`` with a slash-merging redirect
+    that came out as a 500, and Starlette's routers redirected a trailing slash (or
+    ``/v1`` to ``/v1/``) to a ``Location`` built from the client's Host header: an open
+    redirect. ``keep`` are the paths with a slash that are pages (Swagger UI's ``/v1/ui/``)."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, base_path: str, keep: frozenset[str] = frozenset()):
         self.app = app
+        self.base_path = base_path
+        self.keep = keep
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if "//" in path or (path.endswith("/") and path != "/"):
+            if ("//" in path or path == self.base_path
+                    or (path.endswith("/") and path != "/" and path not in self.keep)):
                 raise NotFound("Not found")
         await self.app(scope, receive, send)
 
