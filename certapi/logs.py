@@ -10,6 +10,7 @@ import logging
 import os
 import re
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 LOGGERS = ("certapi",)
@@ -67,7 +68,9 @@ def formatter(kind: str) -> logging.Formatter:
         # (the access log's request_id, method, path, status...) and a traceback as a string.
         return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
                              rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                             json_ensure_ascii=True)
+                             json_ensure_ascii=True,
+                             # uvicorn's copy of its message with terminal colours
+                             reserved_attrs=[*RESERVED_ATTRS, "color_message"])
     return TextFormatter(TEXT_FORMAT)
 
 

@@ -284,3 +284,24 @@ def test_health_is_503_when_the_write_probe_fails(client, monkeypatch):
 
     monkeypatch.setattr(handlers.health, "check_writable", full)
     _expect_unavailable(client.get("/v1/health"), "getHealth")
+
+
+@pytest.mark.slow
+def test_served_with_json_logs_every_line_is_one_json_object(tmp_path, monkeypatch):
+    import httpx
+
+    from tests.databases import fresh_database
+    from tests.live_server import LiveServer
+
+    monkeypatch.setenv("CERTAPI_LOG_FORMAT", "json")
+    with fresh_database(backend(), tmp_path, "jsonlog") as url:
+        server = LiveServer(url, tmp_path / "server.log", workers=1).start()
+        try:
+            response = httpx.get(f"{server.url}/v1/health%0a%1b[31mforged")
+            assert response.status_code == 404
+        finally:
+            server.kill()
+    records = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    forged = [r for r in records if r.get("path") == "/v1/health\n\x1b[31mforged"]
+    assert len(forged) == 1 and forged[0]["logger"] == "certapi.access"
+    assert forged[0]["request_id"] == response.headers["x-request-id"]
