@@ -12,7 +12,7 @@ import logging
 
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from peewee import IntegrityError, InterfaceError, OperationalError
+from peewee import IntegrityError, InterfaceError, InternalError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException
 
@@ -99,6 +99,19 @@ def _from_status(status: int, message: str, headers: dict | None) -> ApiError:
     return cls(message, headers)
 
 
+# PostgreSQL's "cannot execute INSERT in a read-only transaction" (a standby after a
+# failover, default_transaction_read_only): an InternalError to the driver, an outage here.
+_READ_ONLY_SQLSTATE = "25006"
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached or written just now."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    return (isinstance(exc, InternalError)
+            and getattr(getattr(exc, "orig", None), "pgcode", None) == _READ_ONLY_SQLSTATE)
+
+
 def unavailable() -> ServiceUnavailable:
     return ServiceUnavailable("The database is unavailable; retry later",
                               {"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -119,12 +132,13 @@ def as_api_error(exc: Exception, request_id: str = "-") -> ApiError:
         # cases first, so this is the race between two requests.
         log.info("integrity conflict: %s", exc)
         return Conflict("The change conflicts with the current state; retry")
-    if isinstance(exc, DATABASE_UNAVAILABLE):
+    if database_unavailable(exc):
         # An outage, not a bug: one line per request at WARNING, no traceback.
         log.warning("database unavailable request_id=%s: %s: %s", request_id,
-                    type(exc).__name__, str(exc).strip())
+                    type(exc).__name__, str(exc).strip(), extra={"request_id": request_id})
         return unavailable()
-    log.error("unhandled error request_id=%s", request_id, exc_info=exc)
+    log.error("unhandled error request_id=%s", request_id, exc_info=exc,
+              extra={"request_id": request_id})
     return ApiError()
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 
 import pytest
 
@@ -225,6 +226,7 @@ def test_every_operation_is_503_while_the_database_is_unreachable(client, tenant
     assert not [r for r in caplog.records if r.exc_info]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all(m.startswith("database unavailable request_id=") for m in warnings)
+    assert all(r.request_id for r in caplog.records if r.levelno == logging.WARNING)
 
 
 sqlite_only = pytest.mark.skipif(
@@ -274,6 +276,21 @@ def test_full_disk_writes_are_503_and_the_service_recovers(client, tenant, caplo
     assert response.status_code == 201
 
 
+@pytest.mark.skipif(backend() != "postgresql", reason="a read-only PostgreSQL session; SQLite's "
+                                                     "read-only file is tested above")
+def test_read_only_postgresql_reads_work_and_writes_are_503(client, tenant, caplog, database_url,
+                                                            keep_database_binding):
+    sep = "&" if "?" in database_url else "?"
+    init_database(f"{database_url}{sep}options=-c%20default_transaction_read_only%3Don")
+    with caplog.at_level(logging.INFO, logger="certapi"):
+        assert client.get("/v1/partners", headers=tenant.headers).status_code == 200
+        response = client.post("/v1/partners", json={"name": "Nope"}, headers=tenant.headers)
+        _expect_unavailable(response, "createPartner")
+        _expect_unavailable(client.get("/v1/health"), "getHealth")  # the write probe fails
+    assert "read-only" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 def test_health_is_503_when_the_write_probe_fails(client, monkeypatch):
     from peewee import OperationalError
 
@@ -299,6 +316,11 @@ def test_served_with_json_logs_every_line_is_one_json_object(tmp_path, monkeypat
         try:
             response = httpx.get(f"{server.url}/v1/health%0a%1b[31mforged")
             assert response.status_code == 404
+            # The access line is written just after the answer goes out.
+            deadline = time.monotonic() + 20
+            while response.headers["x-request-id"] not in server.log():
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.05)
         finally:
             server.kill()
     records = [json.loads(line) for line in server.log().splitlines() if line.strip()]
