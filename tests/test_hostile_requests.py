@@ -291,6 +291,20 @@ def test_read_only_postgresql_reads_work_and_writes_are_503(client, tenant, capl
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+def test_no_free_pooled_connection_is_503(client, tenant, monkeypatch, caplog):
+    from playhouse.pool import MaxConnectionsExceeded
+
+    from models.account import ApiKey
+
+    def exhausted(*args, **kwargs):
+        raise MaxConnectionsExceeded("Exceeded maximum connections.")
+
+    monkeypatch.setattr(ApiKey, "find_active", exhausted)
+    with caplog.at_level(logging.INFO, logger="certapi"):
+        _expect_unavailable(client.get("/v1/partners", headers=tenant.headers), "listPartners")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 def test_health_is_503_when_the_write_probe_fails(client, monkeypatch):
     from peewee import OperationalError
 
