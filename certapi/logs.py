@@ -13,7 +13,6 @@ import re
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-LOGGERS = ("certapi",)
 # The servers' own loggers (start-up, worker and protocol messages): in JSON mode they
 # write JSON too, so a log shipper reads one format.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")

@@ -202,20 +202,21 @@ def _json_int(text: str) -> int | _HugeInt:
         return _HugeInt()
 
 
-def _children(value: t.Any) -> t.Iterable[tuple[t.Any, t.Any]]:
-    if isinstance(value, dict):
-        return value.items()
-    return enumerate(value) if isinstance(value, list) else ()
-
-
-def _huge_int_place(value: t.Any, path: tuple = ()) -> tuple | None:
-    """Path to the first integer in ``value`` too long to convert, if any."""
-    if isinstance(value, _HugeInt):
-        return path
-    for key, item in _children(value):
-        found = _huge_int_place(item, (*path, key))
-        if found is not None:
-            return found
+def _huge_int_place(body: t.Any) -> tuple | None:
+    """Path to the first integer in ``body`` too long to convert, if any. A loop, not
+    recursion: JSON nested as deep as the parser allows must not overflow the stack here."""
+    pending: list[tuple[tuple, t.Any]] = [((), body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, _HugeInt):
+            return path
+        if isinstance(value, dict):
+            items: t.Iterable[tuple[t.Any, t.Any]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        pending.extend(reversed([((*path, key), item) for key, item in items]))
     return None
 
 
