@@ -1,8 +1,8 @@
 """The application factory: openapi.yaml routed by Connexion (FlaskApp) into the handlers."""
 import inspect
 import json
-import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import connexion
@@ -13,11 +13,14 @@ from connexion.utils import get_function_from_name
 
 from certapi import auth, errors, swagger_ui
 from certapi.config import Settings
+from certapi.logs import configure as configure_logging
 from certapi.middleware import (
     AllowedMethods,
     BodyLimit,
+    HostHeader,
     MediaTypeCase,
     PathControlCharacters,
+    PathShape,
     RequestLog,
 )
 from certapi.routing import HandlerResolver
@@ -36,16 +39,6 @@ def resolve_handler(name: str) -> Callable[..., Any]:
     return function
 
 
-def configure_logging() -> None:
-    """The access and error logs go to stderr unless the host process set up logging."""
-    logger = logging.getLogger("certapi")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
 def _release_connection(_exc: BaseException | None) -> None:
     # The first query of a request checks a pooled connection out (autoconnect); the
     # request hands it back when it ends, on the handler's thread, as Peewee's connections
@@ -53,6 +46,19 @@ def _release_connection(_exc: BaseException | None) -> None:
     # database is unreachable.
     if not database.is_closed():
         database.close()
+
+
+UI_PATH = "/ui"
+
+
+def _middlewares() -> list:
+    """Connexion's stack (with certapi's Swagger UI layer) and PathShape just before Swagger
+    UI: the first router, whose mount at the base path redirected ``/v1`` to ``/v1/``.
+    (``add_middleware`` cannot place it there: its positions name Connexion's own class.)"""
+    stack: list = list(swagger_ui.MIDDLEWARES)
+    shape = partial(PathShape, base_path=BASE_PATH, keep=frozenset({f"{BASE_PATH}{UI_PATH}/"}))
+    stack.insert(stack.index(swagger_ui.RawSpecSwaggerUI), shape)
+    return stack
 
 
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
@@ -69,8 +75,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
         jsonifier=Jsonifier(json, separators=(",", ":")),
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
-        middlewares=swagger_ui.MIDDLEWARES,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path=UI_PATH),
+        middlewares=_middlewares(),
     )
     app.add_api(load_spec(), base_path=BASE_PATH)
     app.app.teardown_request(_release_connection)
@@ -82,6 +88,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     # Added in this order, each lands just before routing/exception handling, so the
     # outermost is RequestLog, then the 405 and size checks inside the error handlers.
     app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(HostHeader, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathControlCharacters, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,

@@ -73,6 +73,7 @@ async def authenticate(api_key: str, request: Request) -> dict[str, Any]:
     info = await _verified(key)
     if info is None:
         raise Unauthorized("Unknown or revoked API key")
+    request.state.account = info["sub"]  # for the access log
     if request.method not in READ_METHODS and info["permission"] != "write":
         raise Forbidden("This API key is read-only")
     return info

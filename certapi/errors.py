@@ -12,7 +12,8 @@ import logging
 
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from peewee import IntegrityError
+from peewee import IntegrityError, InterfaceError, InternalError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger("certapi.error")
@@ -60,6 +61,20 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
 
 
+class ServiceUnavailable(ApiError):
+    status, code = 503, "service_unavailable"
+
+
+# Seconds a client is asked to wait when the database cannot be reached or written.
+RETRY_AFTER_SECONDS = 5
+# PEP 249's OperationalError is the database's trouble, not the program's: the server gone,
+# the disk full or read-only, a lock not granted in time; InterfaceError a connection
+# that broke. A pool with no free connection is the same for the caller: come back later.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError, InterfaceError, MaxConnectionsExceeded,
+)
+
+
 BY_STATUS: dict[int, type[ApiError]] = {cls.status: cls for cls in ApiError.__subclasses__()}
 
 # Messages for the statuses Connexion and Starlette raise themselves.
@@ -84,6 +99,24 @@ def _from_status(status: int, message: str, headers: dict | None) -> ApiError:
     return cls(message, headers)
 
 
+# PostgreSQL's "cannot execute INSERT in a read-only transaction" (a standby after a
+# failover, default_transaction_read_only): an InternalError to the driver, an outage here.
+_READ_ONLY_SQLSTATE = "25006"
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached or written just now."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    return (isinstance(exc, InternalError)
+            and getattr(getattr(exc, "orig", None), "pgcode", None) == _READ_ONLY_SQLSTATE)
+
+
+def unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("The database is unavailable; retry later",
+                              {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def as_api_error(exc: Exception, request_id: str = "-") -> ApiError:
     """The contract's error for any exception: the one place exceptions are mapped."""
     if isinstance(exc, ApiError):
@@ -99,7 +132,13 @@ def as_api_error(exc: Exception, request_id: str = "-") -> ApiError:
         # cases first, so this is the race between two requests.
         log.info("integrity conflict: %s", exc)
         return Conflict("The change conflicts with the current state; retry")
-    log.error("unhandled error request_id=%s", request_id, exc_info=exc)
+    if database_unavailable(exc):
+        # An outage, not a bug: one line per request at WARNING, no traceback.
+        log.warning("database unavailable request_id=%s: %s: %s", request_id,
+                    type(exc).__name__, str(exc).strip(), extra={"request_id": request_id})
+        return unavailable()
+    log.error("unhandled error request_id=%s", request_id, exc_info=exc,
+              extra={"request_id": request_id})
     return ApiError()
 
 
@@ -117,5 +156,5 @@ async def answer(request: ConnexionRequest, exc: Exception) -> ConnexionResponse
 # What ``answer`` is registered for: Connexion's ExceptionMiddleware looks a handler up by
 # the exception's class, and already has its own for the framework's two.
 HANDLED: tuple[type[Exception], ...] = (
-    ApiError, ProblemException, HTTPException, IntegrityError, Exception,
+    ApiError, ProblemException, HTTPException, IntegrityError, *DATABASE_UNAVAILABLE, Exception,
 )

@@ -1,8 +1,9 @@
 """ASGI middleware around Connexion's stack, each for one thing the contract needs that
 Connexion does not do: request ids and the access log, body-size limits, 405s whose
-``Allow`` lists every method of the path, case-insensitive media types, and paths that
-hold control characters. Errors are raised as ``ApiError``s; Connexion's exception
-layer answers them (``certapi.errors.answer``)."""
+``Allow`` lists every method of the path, case-insensitive media types, paths that
+hold control characters, empty segments or a trailing slash, and malformed Host headers.
+Errors are raised as ``ApiError``s; Connexion's exception layer answers them
+(``certapi.errors.answer``)."""
 import logging
 import re
 import time
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certapi import spec
 from certapi.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed
+from certapi.logs import escape_field
 
 access_log = logging.getLogger("certapi.access")
 
@@ -37,7 +39,9 @@ def with_header(scope: Scope, name: str, value: str) -> dict[str, Any]:
 class RequestLog:
     """Outermost layer: gives every request an id (in ``X-Request-Id`` and in the scope's
     state, where the error handler finds it for its log line) and logs one line when
-    the request ends."""
+    the request ends. The line's values come from the client, so each is escaped to one
+    field of visible ASCII (certapi.logs); in JSON mode they are the record's fields,
+    with the operationId and the caller's account (put in the state by certapi.auth)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -63,10 +67,17 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            method, path = scope["method"], scope["path"]
+            milliseconds = (time.perf_counter() - started) * 1000
             access_log.info(
                 "%s %s %s %.1fms request_id=%s",
-                scope["method"], scope["path"], status,
-                (time.perf_counter() - started) * 1000, request_id,
+                escape_field(method), escape_field(path), status, milliseconds, request_id,
+                extra={
+                    "request_id": request_id, "method": method, "path": path, "status": status,
+                    "duration_ms": round(milliseconds, 1),
+                    "operation_id": spec.operation_id(method, path),
+                    "account": scope["state"].get("account"),
+                },
             )
 
 
@@ -160,4 +171,52 @@ class PathControlCharacters:
                     name = next(name for name, value in found if _CONTROL.search(value))
                     raise ValidationFailed(f"path/{name}: Does not match the expected format")
             raise NotFound("Not found")
+        await self.app(scope, receive, send)
+
+
+class PathShape:
+    """No documented path has an empty segment or ends in ``/``, and the base path alone
+    is no resource, so such a path is a 404 here, outside Swagger UI's and Connexion's
+    routers. Left to the frameworks, Flask answered ``//`` with a slash-merging redirect
+    that came out as a 500, and Starlette's routers redirected a trailing slash (or
+    ``/v1`` to ``/v1/``) to a ``Location`` built from the client's Host header: an open
+    redirect. ``keep`` are the paths with a slash that are pages (Swagger UI's ``/v1/ui/``)."""
+
+    def __init__(self, app: ASGIApp, base_path: str, keep: frozenset[str] = frozenset()):
+        self.app = app
+        self.base_path = base_path
+        self.keep = keep
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if ("//" in path or path == self.base_path
+                    or (path.endswith("/") and path != "/" and path not in self.keep)):
+                raise NotFound("Not found")
+        await self.app(scope, receive, send)
+
+
+# RFC 9110 §7.2: host [":" port]; a name is dot-separated labels of at most 63 characters
+# (RFC 1035; the underscore of container service names is let through), at most 255 in
+# all, or an IP literal in brackets.
+_HOST = re.compile(r"(?:[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[[0-9A-Fa-f:.]+\])"
+                   r"(?::[0-9]{1,5})?")
+_HOST_MAX = 255
+
+
+class HostHeader:
+    """A ``Host`` that is no host name (too long, a label over 63 characters, spaces,
+    an empty label) made Werkzeug answer its generic "The browser (or proxy) sent a
+    request that this server could not understand"; it is refused here, saying why."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = _header(scope, b"host") if scope["type"] == "http" else None
+        if host and (len(host) > _HOST_MAX or not _HOST.fullmatch(host.decode("latin-1"))):
+            raise ValidationFailed(
+                f"header/Host: Must be a host name (dot-separated labels of 1-63 letters, digits, "
+                f"hyphens; {_HOST_MAX} characters at most) or a bracketed IP address, with an "
+                f"optional port")
         await self.app(scope, receive, send)

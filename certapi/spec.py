@@ -41,6 +41,7 @@ class Route:
 
     template: str
     methods: tuple[str, ...]  # upper case, sorted: what an ``Allow`` header lists
+    operation_ids: dict[str, str]  # upper-case method → operationId
 
     @property
     def segments(self) -> list[str]:
@@ -68,7 +69,8 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 ROUTES: tuple[Route, ...] = tuple(
-    Route(BASE_PATH + path, tuple(sorted(m.upper() for m in item if m in HTTP_METHODS)))
+    Route(BASE_PATH + path, tuple(sorted(m.upper() for m in item if m in HTTP_METHODS)),
+          {m.upper(): op["operationId"] for m, op in item.items() if m in HTTP_METHODS})
     for path, item in SPEC["paths"].items()
 )
 _MATCHERS = tuple((_template_regex(route.template), route) for route in ROUTES)
@@ -80,6 +82,12 @@ def route_for(path: str) -> Route | None:
         if pattern.match(path):
             return route
     return None
+
+
+def operation_id(method: str, path: str) -> str | None:
+    """The operationId that answers ``method`` on ``path``, if one does."""
+    route = route_for(path)
+    return route.operation_ids.get(method) if route is not None else None
 
 
 def url(*segments: str) -> str:

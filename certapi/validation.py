@@ -9,6 +9,8 @@ checked: read chunked bodies Connexion would drop, refuse a body with no Content
 """
 import functools
 import json
+import re
+import sys
 import typing as t
 
 import regress
@@ -20,7 +22,7 @@ from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import ValidationError, validators
 from jsonschema.protocols import Validator
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Receive, Scope
 
 from certapi.errors import UnsupportedMediaType, ValidationFailed
@@ -117,7 +119,7 @@ class BodyValidator(JSONRequestBodyValidator):
         try:
             # JSON is UTF-8 (RFC 8259 §8.1): a charset parameter is ignored, so this parser
             # and the handler layer's (which reads the same bytes after us) always agree.
-            body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
+            body = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_int=_json_int)
         except UnicodeDecodeError:
             raise ValidationFailed("body: Not valid UTF-8 text") from None
         except (json.JSONDecodeError, RecursionError) as exc:
@@ -132,6 +134,10 @@ class BodyValidator(JSONRequestBodyValidator):
                 raise ValidationFailed("body: Invalid JSON (nested too deeply)") from None
             if bad is not None:
                 raise ValidationFailed(f"{place('body', bad)}: Not valid Unicode text")
+        if len(raw) > sys.get_int_max_str_digits() > 0:  # only a body this long can hold one
+            huge = _huge_int_place(body)
+            if huge is not None:
+                raise ValidationFailed(f"{place('body', huge)}: Number too large")
         return body
 
     def _validate(self, body: t.Any) -> t.Any:
@@ -183,6 +189,37 @@ def _not_json(constant: str) -> t.NoReturn:
     raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
 
 
+class _HugeInt:
+    """Stands in for a JSON integer with more digits than Python converts (4300 by default,
+    sys.get_int_max_str_digits: a guard against quadratic-time conversion); it is found
+    after parsing, so the 422 can name the field."""
+
+
+def _json_int(text: str) -> int | _HugeInt:
+    try:
+        return int(text)
+    except ValueError:
+        return _HugeInt()
+
+
+def _huge_int_place(body: t.Any) -> tuple | None:
+    """Path to the first integer in ``body`` too long to convert, if any. A loop, not
+    recursion: JSON nested as deep as the parser allows must not overflow the stack here."""
+    pending: list[tuple[tuple, t.Any]] = [((), body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, _HugeInt):
+            return path
+        if isinstance(value, dict):
+            items: t.Iterable[tuple[t.Any, t.Any]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        pending.extend(reversed([((*path, key), item) for key, item in items]))
+    return None
+
+
 def _encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -205,9 +242,24 @@ def _unencodable_place(value: t.Any, path: tuple = ()) -> tuple | None:
     return None
 
 
+_ASCII_INTEGER = re.compile(r"-?[0-9]+")
+
+
 class ParamValidator(ParameterValidator):
     def validate(self, scope: Scope) -> None:
+        self.check_integers(QueryParams(scope.get("query_string", b"")))
         self.validate_request(ConnexionRequest(scope, uri_parser=self.uri_parser))
+
+    def check_integers(self, query: QueryParams) -> None:
+        """Query integers are plain ASCII digits: Python's ``int``, which Connexion converts
+        them with, also reads other scripts' digits (``page=١`` as 1), spaces, ``+`` and
+        ``_`` (``1_0``), which no other implementation of the spec would."""
+        for param in self.parameters.get("query", ()):
+            if param.get("schema", {}).get("type") != "integer":
+                continue
+            for value in query.getlist(param["name"]):
+                if not _ASCII_INTEGER.fullmatch(value):
+                    raise ValidationFailed(f"query/{param['name']}: Expected integer")
 
     def validate_request(self, request: ConnexionRequest) -> None:
         if self.strict_validation:

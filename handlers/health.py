@@ -1,13 +1,18 @@
 from peewee import PeeweeException
 
+from certapi.errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from models.db import database
+from models.probe import check_writable
+
+OUTAGE: tuple[type[Exception], ...] = (PeeweeException, *DATABASE_UNAVAILABLE)
+Answer = tuple[dict[str, str], int, dict[str, str]]
 
 
-def get_health() -> dict[str, str] | tuple[dict[str, str], int]:
+def get_health() -> dict[str, str] | Answer:
     try:
-        database.execute_sql("SELECT 1")
-    except PeeweeException:
+        check_writable()
+    except OUTAGE:
         if not database.is_closed():
             database.close()  # reconnect on the next call instead of reusing a dead link
-        return {"status": "unavailable"}, 503
+        return {"status": "unavailable"}, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return {"status": "ok"}

@@ -84,7 +84,10 @@ class WriterLock:
 
     def _file(self) -> int:
         if self._pid != os.getpid():  # a forked worker needs a lock of its own
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:  # the directory is gone, read-only or full: an outage
+                raise OperationalError(f"cannot open {self.path}: {exc.strerror}") from exc
             self._pid = os.getpid()
         return self._fd
 
