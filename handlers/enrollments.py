@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 from peewee import Expression, IntegrityError, ModelSelect
 
-from certapi import lifecycle
+from certapi import csv_export, lifecycle
 from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
 from certapi.spec import url
@@ -31,8 +31,8 @@ def with_user(query: ModelSelect) -> ModelSelect:
     return query.select(Enrollment, User.uuid, User.email).join(User)
 
 
-def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
-                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
+def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,
+             partnership_uuid: str | None = None) -> ModelSelect:
     query = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
@@ -40,7 +40,22 @@ def enrollment_page(where: Expression, page: int, per_page: int, status: str | N
         query = query.where(Enrollment.user == user_uuid.lower())
     if partnership_uuid is not None:
         query = query.where(Enrollment.partner == partnership_uuid.lower())
+    return query
+
+
+def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
+                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
+    query = filtered(where, status, user_uuid, partnership_uuid)
     return paginate(query, ORDER, page, per_page, render, rows=with_user)
+
+
+def enrollment_list(where: Expression, page: int, per_page: int, format: str | None,
+                    filename: str, **filters: str | None) -> Any:
+    """A page as JSON, or every matching enrollment as CSV (csv_export)."""
+    if csv_export.wants_csv(format):
+        return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER, render,
+                                     "Enrollment", filename)
+    return csv_export.json_answer(enrollment_page(where, page, per_page, **filters))
 
 
 def find(certification_uuid: str, enrollment_uuid: str, account: str,
@@ -81,9 +96,11 @@ def change(certification_uuid: str, enrollment_uuid: str, account: str,
 
 
 def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str | None = None,
-                     user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
+                     user_uuid: str | None = None, partnership_uuid: str | None = None,
+                     format: str | None = None) -> Any:
     certification = owned(Certification, uuid, "Certification", user)
-    return enrollment_page(Enrollment.certification == certification, page, per_page,
+    return enrollment_list(Enrollment.certification == certification, page, per_page, format,
+                           f"certification-{certification.uuid}-enrollments.csv",
                            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
 
 
