@@ -51,7 +51,7 @@ def cell(value: Any) -> Any:
     return value
 
 
-def keyset_chunks(query: ModelSelect, order: tuple[Field, ...],
+def keyset_chunks(query: "ModelSelect[Any]", order: tuple[Field, ...],
                   size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
     """``query``'s rows in ``order`` (which ends with a unique key), ``size`` at a time,
     each chunk a fresh query starting after the last row of the one before."""
@@ -85,7 +85,7 @@ def _lines(names: list[str], chunks: Iterable[list[Any]],
         yield buffer.getvalue().encode()
 
 
-def csv_answer(query: ModelSelect, order: tuple[Field, ...], render: Callable[[Any], dict],
+def csv_answer(query: "ModelSelect[Any]", order: tuple[Field, ...], render: Callable[[Any], dict],
                schema: str, filename: str) -> Response:
     """Stream every row of ``query`` as CSV, one line per ``render(row)``."""
     body = _lines(columns(schema), keyset_chunks(query, order), render)

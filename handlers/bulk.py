@@ -32,7 +32,7 @@ def _by_uuid(model: type[BaseModel], uuids: set[str], account: str) -> dict[str,
 def _statuses(certification: Certification, users: set[str]) -> dict[str, list[str]]:
     """Each user's enrollment statuses in ``certification``, one query for all."""
     held: dict[str, list[str]] = {uuid: [] for uuid in users}
-    rows = Enrollment.select(Enrollment.user, Enrollment.status).where(
+    rows: Any = Enrollment.select(Enrollment.user, Enrollment.status).where(
         (Enrollment.certification == certification) & Enrollment.user.in_(list(users))
     ).tuples()
     for user_uuid, status in rows:

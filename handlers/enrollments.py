@@ -32,8 +32,8 @@ def with_user(query: ModelSelect) -> ModelSelect:
 
 
 def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,
-             partnership_uuid: str | None = None) -> ModelSelect:
-    query = Enrollment.select().where(where)
+             partnership_uuid: str | None = None) -> "ModelSelect[Any]":
+    query: ModelSelect[Any] = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
     if user_uuid is not None:

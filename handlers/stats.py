@@ -42,7 +42,8 @@ def get_certification_stats(uuid: str, user: str, partnership_uuid: str | None =
     ).where(Enrollment.certification == certification)
     if partnership_uuid is not None:
         query = query.where(Enrollment.partner == partnership_uuid.lower())
-    total, *by_status, best, days, certified, soon = query.tuples().get()
+    row: Any = query.tuples().get()
+    total, *by_status, best, days, certified, soon = row
     counts = dict(zip(STATUSES, (int(n) for n in by_status), strict=True))
     decided = counts["completed"] + counts["failed"]
     return {
