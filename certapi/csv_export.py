@@ -52,9 +52,10 @@ def cell(value: Any) -> Any:
 
 
 def keyset_chunks(query: "ModelSelect[Any]", order: tuple[Field, ...],
-                  size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
+                  size: int | None = None) -> Iterator[list[Any]]:
     """``query``'s rows in ``order`` (which ends with a unique key), ``size`` at a time,
     each chunk a fresh query starting after the last row of the one before."""
+    size = size or CHUNK_ROWS
     first, key = order
     after: tuple[Any, Any] | None = None
     while True:
