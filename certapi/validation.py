@@ -14,9 +14,9 @@ import typing as t
 import regress
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
-from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
+from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
-from connexion.validators import JSONRequestBodyValidator, JSONResponseBodyValidator, ParameterValidator
+from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import ValidationError, validators
 from jsonschema.protocols import Validator
@@ -235,26 +235,7 @@ class ParamValidator(ParameterValidator):
                     raise_for(f"{location}/{name}", error)
 
 
-def _nullable_all_of(validator: Validator, subschemas: list, instance: t.Any,
-                     schema: dict) -> t.Iterator[ValidationError]:
-    """OpenAPI 3.0's nullable reference, ``{nullable: true, allOf: [{$ref: ...}]}``: null
-    passes; Connexion checks only ``type`` and ``enum`` for ``nullable``."""
-    if instance is None and schema.get("nullable"):
-        return
-    yield from validators.Draft4Validator.VALIDATORS["allOf"](validator, subschemas, instance, schema)
-
-
-ResponseValidator = validators.extend(Draft4ResponseValidator, {"allOf": _nullable_all_of})
-
-
-class ResponseBodyValidator(JSONResponseBodyValidator):
-    @property
-    def validator(self) -> Validator:
-        return ResponseValidator(self._schema, format_checker=draft4_format_checker)
-
-
 VALIDATOR_MAP = {
     "parameter": ParamValidator,
     "body": MediaTypeDict({"*/*json": BodyValidator}),
-    "response": MediaTypeDict({"*/*json": ResponseBodyValidator}),
 }
