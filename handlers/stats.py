@@ -25,6 +25,12 @@ def _days_to_complete() -> Any:
     return fn.julianday(Enrollment.completed_at) - fn.julianday(Enrollment.enrolled_at)
 
 
+def pass_rate(counts: dict[str, int]) -> float | int | None:
+    """completed ÷ (completed + failed): open enrollments are not decided yet."""
+    decided = counts["completed"] + counts["failed"]
+    return number(counts["completed"] / decided) if decided else None
+
+
 def get_certification_stats(uuid: str, user: str, partnership_uuid: str | None = None) -> Json:
     certification = owned(Certification, uuid, "Certification", user)
     now = utcnow()
@@ -45,12 +51,11 @@ def get_certification_stats(uuid: str, user: str, partnership_uuid: str | None =
     row: Any = query.tuples().get()
     total, *by_status, best, days, certified, soon = row
     counts = dict(zip(STATUSES, (int(n) for n in by_status), strict=True))
-    decided = counts["completed"] + counts["failed"]
     return {
         "certification_uuid": certification.uuid,
         "partnership_uuid": partnership_uuid.lower() if partnership_uuid else None,
         "enrollments": {"total": int(total), **counts},
-        "pass_rate": number(counts["completed"] / decided) if decided else None,
+        "pass_rate": pass_rate(counts),
         "average_best_score": number(float(best)) if best is not None else None,
         "average_days_to_complete": number(float(days)) if days is not None else None,
         "certified_now": int(certified),
