@@ -1,6 +1,6 @@
 from typing import Any
 
-from peewee import IntegrityError
+from peewee import Field, IntegrityError
 
 from certapi import csv_export
 from certapi.errors import Conflict
@@ -12,6 +12,12 @@ from models import Enrollment, Partner, User, database
 
 Json = dict[str, Any]
 ORDER = (User.created_at, User.uuid)
+# The CSV export's columns: each JSON field of ``User.as_json`` and the column it comes from.
+CSV_FIELDS: dict[str, Field] = {
+    "uuid": User.uuid, "email": User.email, "first_name": User.first_name,
+    "last_name": User.last_name, "partnership_uuid": User.partner,
+    "created_at": User.created_at, "updated_at": User.updated_at,
+}
 
 
 def _apply(member: User, body: Json, account: str) -> None:
@@ -47,7 +53,7 @@ def list_users(page: int, per_page: int, user: str, email: str | None = None,
     if partnership_uuid is not None:
         query = query.where(User.partner == partnership_uuid.lower())
     if csv_export.wants_csv(format):
-        return csv_export.csv_answer(query, ORDER, User.as_json, "User", "users.csv")
+        return csv_export.csv_answer(query, ORDER, CSV_FIELDS, "users.csv")
     return csv_export.json_answer(paginate(query, ORDER, page, per_page, User.as_json))
 
 

@@ -2,8 +2,8 @@
 judged by the seed endpoint's rules (certapi.lifecycle, the same functions), whole-request
 404/409/422 with nothing applied, and each item atomic."""
 import pytest
-from peewee import IntegrityError
 
+import handlers.bulk
 from certapi import lifecycle
 from certapi.errors import ValidationFailed
 from models import Enrollment
@@ -147,36 +147,44 @@ def test_a_thousand_items(api, client, tenant):
     assert body["summary"] == {"created": 20, "failed": 980}
 
 
-def test_a_failed_insert_undoes_that_item_only(api, client, tenant, monkeypatch):
-    """Each item is a savepoint: the database refusing one insert leaves the others."""
+def test_an_insert_the_database_refuses_undoes_that_item_only(api, client, tenant, monkeypatch):
+    """A race the rules cannot see: the second user's enrollment is committed after the
+    request read the statuses. The unique index refuses it; each item then goes in its
+    own savepoint, and only that one is a 409."""
     certification, first, second, third = api.certification(), api.user(), api.user(), api.user()
-    create = Enrollment.create.__func__
+    raced = api.enroll(certification, second)
+    read = handlers.bulk._statuses
 
-    def refuse_second(cls, **fields):
-        row = create(cls, **fields)
-        if fields["user"].uuid == second["uuid"]:
-            raise IntegrityError("refused after the insert, as a constraint would be")
-        return row
+    def before_the_race(certification_row, users):
+        held = read(certification_row, users)
+        held[second["uuid"]] = []
+        return held
 
-    monkeypatch.setattr(Enrollment, "create", classmethod(refuse_second))
+    monkeypatch.setattr(handlers.bulk, "_statuses", before_the_race)
     body = bulk(client, tenant, certification, [{"user_uuid": u["uuid"]} for u in (first, second, third)])
     assert [r["status"] for r in body["data"]] == [201, 409, 201]
-    assert sorted(u for u, _ in stored(certification)) == sorted([first["uuid"], third["uuid"]])
+    assert body["data"][1]["error"]["message"] == "User is already enrolled in this certification"
+    rows = Enrollment.select().where(Enrollment.certification == certification["uuid"])
+    assert sorted((e.user_uuid, e.uuid == raced["uuid"]) for e in rows) == sorted(
+        [(first["uuid"], False), (second["uuid"], True), (third["uuid"], False)])
 
 
 def test_a_crash_mid_request_leaves_nothing_half_made(api, client, tenant, monkeypatch):
     certification, first, second = api.certification(), api.user(), api.user()
-    create = Enrollment.create.__func__
+    insert, batches = Enrollment.insert_many.__func__, []
 
-    def crash_on_second(cls, **fields):
-        if fields["user"].uuid == second["uuid"]:
+    def crash_on_second_batch(cls, rows, *args, **kwargs):
+        batches.append(rows)
+        if len(batches) == 2:
             raise RuntimeError("the process dies here")
-        return create(cls, **fields)
+        return insert(cls, rows, *args, **kwargs)
 
-    monkeypatch.setattr(Enrollment, "create", classmethod(crash_on_second))
+    monkeypatch.setattr(handlers.bulk, "INSERT_BATCH", 1)
+    monkeypatch.setattr(Enrollment, "insert_many", classmethod(crash_on_second_batch))
     response = client.post(bulk_path(certification), json={"enrollments": [
         {"user_uuid": first["uuid"]}, {"user_uuid": second["uuid"]}]}, headers=tenant.headers)
     expect_error(response, 500, "internal_error")
+    assert len(batches) == 2  # the first item was inserted, then undone with the request
     assert stored(certification) == []
 
 
