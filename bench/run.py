@@ -242,11 +242,17 @@ def measure_scale(server: "Server", layout: Layout, key: str, parts: tuple[str, 
     """The program-scale figures of one server (see bench/scale.py)."""
     found: dict = {}
     if "stats" in parts:
+        # One client asking for the stats while wrk runs the mix: the latency a program
+        # manager sees on a busy server.
+        load = lambda: run_wrk(server.url, "mix", wrk_args(layout, key, args.threads, 0, 1),  # noqa: E731
+                               duration * rounds, args.threads, args.connections)
+        found["stats_under_load"] = scale.measure_stats_under_load(server.url, key, layout, load)
+        # And the stats alone at wrk's concurrency: their throughput.
         runs = [run_wrk(server.url, "stats", wrk_args(layout, key, args.threads, 0, 1), duration,
                         args.threads, args.connections) for _ in range(rounds)]
         found["stats"] = combine(runs)
-        print(f"  stats under load ({args.connections} connections): "
-              f"{found['stats']['rps']:.0f} req/s, p50 {found['stats']['p50_ms']:.1f} ms", flush=True)
+        print(f"  stats: {found['stats_under_load']['requests']} under the mix's load, then "
+              f"{found['stats']['rps']:.0f} req/s alone", flush=True)
     if "csv" in parts:
         found["csv"] = scale.measure_csv(server.url, key, layout, server.worker_pids,
                                          repeats=1 if args.quick else 3)
@@ -278,10 +284,14 @@ def report_scale(name: str, found: dict, single: dict | None) -> list[str]:
         ratio = b["items_per_s"] / b["single_items_per_s"]
         check("bulk items/s >= 10x single enrolls", ratio >= 10, f"{ratio:.1f}x")
     if "stats" in found:
-        s = found["stats"]
-        print(f"  stats: {s['rps']:.0f} req/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
-              f"errors {s['errors']}")
-        check("stats p50 <= 30 ms under load", s["p50_ms"] <= 30 and not s["errors"], f"{s['p50_ms']:.1f} ms")
+        u, s = found["stats_under_load"], found["stats"]
+        print(f"  stats under the mix's load ({u['load_rps'] or 0:.0f} req/s of mix): {u['requests']} requests, "
+              f"p50 {u['p50_ms']:.1f} ms (whole certification {u['whole_p50_ms'] or 0:.1f} ms), "
+              f"p99 {u['p99_ms']:.1f} ms, statuses {u['statuses']}")
+        print(f"  stats alone, {s['rps']:.0f} req/s at wrk's concurrency: p50 {s['p50_ms']:.1f} ms, "
+              f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}")
+        check("stats p50 <= 30 ms under load", u["p50_ms"] <= 30 and set(u["statuses"]) == {200},
+              f"{u['p50_ms']:.1f} ms")
     if "csv" in found:
         c = found["csv"]
         print(f"  CSV: {c['rows']:,} rows, {c['bytes'] / 1e6:.1f} MB in {c['seconds']:.2f} s = "

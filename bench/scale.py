@@ -160,3 +160,36 @@ def measure_csv(url: str, key: str, layout: Layout, worker_pids: Callable[[], li
     runs.sort(key=lambda run: run["seconds"])
     median = runs[len(runs) // 2]
     return {**median, "runs": runs, "max_rss_growth_mb": max(r["rss_growth_mb"] for r in runs)}
+
+
+def measure_stats_under_load(url: str, key: str, layout: Layout, load: Callable[[], dict]) -> dict:
+    """Latency of the big certification's stats (in all, and for one partnership, in
+    turn) from one client while ``load`` (wrk running the bench's mix) keeps the server busy."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    headers = {"Authorization": f"Bearer {key}"}
+    base = f"/v1/certifications/{uid(CERTIFICATION, 0)}/stats"
+    found: dict = {}
+    thread = threading.Thread(target=lambda: found.update(load=load()), daemon=True)
+    thread.start()
+    time.sleep(0.5)  # let the load reach its pace
+    seconds, statuses, n = [], {}, 0
+    while thread.is_alive():
+        path = base if n % 2 == 0 else f"{base}?partnership_uuid={uid(PARTNER, n % layout.partners)}"
+        started = time.perf_counter()
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        seconds.append(time.perf_counter() - started)
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        n += 1
+    thread.join()
+    connection.close()
+    whole = sorted(s for i, s in enumerate(seconds) if i % 2 == 0)
+    return {
+        "requests": len(seconds), "statuses": statuses,
+        "p50_ms": statistics.median(seconds) * 1000,
+        "p99_ms": sorted(seconds)[int(len(seconds) * 0.99)] * 1000,
+        "whole_p50_ms": statistics.median(whole) * 1000 if whole else None,
+        "load_rps": found.get("load", {}).get("rps"),
+    }
