@@ -11,6 +11,11 @@ order alternates (ABBA...), so bursts of other load on a shared machine fall on 
 alike; it prints requests/s, p50, p99 and errors per scenario with the
 certapi/reference ratios, the last-page/first-page latency ratio and the workers' RSS.
 Every non-2xx answer is an error: the scenarios are built so that none is expected.
+
+Then, for certapi alone (the reference lacks these features), the program-scale figures
+(bench/scale.py): stats p50 under wrk's load, the CSV export of the big certification
+(rows/s, first byte, worker RSS growth) and bulk enrollment of 1000 users against single
+enrolls of the same users.
 """
 import argparse
 import json
@@ -25,11 +30,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench import scale
 from bench.ids import Layout
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "scenario.lua"
 SCENARIOS = ("enroll", "get", "list_first", "list_last", "progress", "attempt", "mix")
+SCALE = ("stats", "csv", "bulk")
 TARGETS = {
     "certapi": "certapi.app:create_app()",
     "reference": "bench.reference.app:create_app()",
@@ -230,6 +237,73 @@ def report(results: dict, memory: dict, names: list[str]) -> list[str]:
     return missed
 
 
+def measure_scale(server: "Server", layout: Layout, key: str, parts: tuple[str, ...], args,
+                  duration: int, rounds: int) -> dict:
+    """The program-scale figures of one server (see bench/scale.py)."""
+    found: dict = {}
+    if "stats" in parts:
+        # One client asking for the stats while wrk runs the mix: the latency a program
+        # manager sees on a busy server.
+        load = lambda: run_wrk(server.url, "mix", wrk_args(layout, key, args.threads, 0, 1),  # noqa: E731
+                               duration * rounds, args.threads, args.connections)
+        found["stats_under_load"] = scale.measure_stats_under_load(server.url, key, layout, load)
+        # And the stats alone at wrk's concurrency: their throughput.
+        runs = [run_wrk(server.url, "stats", wrk_args(layout, key, args.threads, 0, 1), duration,
+                        args.threads, args.connections) for _ in range(rounds)]
+        found["stats"] = combine(runs)
+        print(f"  stats: {found['stats_under_load']['requests']} under the mix's load, then "
+              f"{found['stats']['rps']:.0f} req/s alone", flush=True)
+    if "csv" in parts:
+        found["csv"] = scale.measure_csv(server.url, key, layout, server.worker_pids,
+                                         repeats=1 if args.quick else 3)
+        c = found["csv"]
+        print(f"  CSV export: {c['rows']:,} rows in {c['seconds']:.2f} s", flush=True)
+    if "bulk" in parts:  # last: it writes
+        found["bulk"] = scale.measure_bulk(server.url, key, layout, requests=5 if args.quick else 10)
+        print(f"  bulk: {found['bulk']['requests']} requests of {found['bulk']['items']} items", flush=True)
+    return found
+
+
+def report_scale(name: str, found: dict, single: dict | None) -> list[str]:
+    """The program-scale figures and their targets; returns the targets missed."""
+    missed = []
+
+    def check(label, ok, detail):
+        print(f"  [{'ok' if ok else 'MISSED'}] {label}: {detail}")
+        if not ok:
+            missed.append(f"{name}: {label}")
+
+    print(f"\nprogram scale, {name}:")
+    if "bulk" in found:
+        b = found["bulk"]
+        print(f"  bulk: {b['items']} items, p50 {b['p50_ms']:.0f} ms (max {b['max_ms']:.0f} ms) = "
+              f"{b['items_per_s']:,.0f} items/s; single enrolls of the same users one by one: "
+              f"{b['single_items_per_s']:,.0f} items/s ({b['single_p50_ms']:.1f} ms each)"
+              + (f"; wrk enroll ({single['rps']:.0f} req/s over many connections)" if single else ""))
+        check("bulk of 1000 <= 0.5 s p50", b["p50_ms"] <= 500, f"{b['p50_ms']:.0f} ms")
+        ratio = b["items_per_s"] / b["single_items_per_s"]
+        check("bulk items/s >= 10x single enrolls", ratio >= 10, f"{ratio:.1f}x")
+    if "stats" in found:
+        u, s = found["stats_under_load"], found["stats"]
+        print(f"  stats under the mix's load ({u['load_rps'] or 0:.0f} req/s of mix): {u['requests']} requests, "
+              f"p50 {u['p50_ms']:.1f} ms (whole certification {u['whole_p50_ms'] or 0:.1f} ms), "
+              f"p99 {u['p99_ms']:.1f} ms, statuses {u['statuses']}")
+        print(f"  stats alone, {s['rps']:.0f} req/s at wrk's concurrency: p50 {s['p50_ms']:.1f} ms, "
+              f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}")
+        check("stats p50 <= 30 ms under load", u["p50_ms"] <= 30 and set(u["statuses"]) == {200},
+              f"{u['p50_ms']:.1f} ms")
+    if "csv" in found:
+        c = found["csv"]
+        print(f"  CSV: {c['rows']:,} rows, {c['bytes'] / 1e6:.1f} MB in {c['seconds']:.2f} s = "
+              f"{c['rows_per_s']:,.0f} rows/s; first byte {c['first_byte_ms']:.0f} ms; "
+              f"worker RSS growth {c['max_rss_growth_mb']:.1f} MB")
+        check("CSV >= 50,000 rows/s", c["rows_per_s"] >= 50_000, f"{c['rows_per_s']:,.0f}")
+        check("CSV first byte < 100 ms", c["first_byte_ms"] < 100, f"{c['first_byte_ms']:.0f} ms")
+        check("worker RSS growth < 20 MB during the export", c["max_rss_growth_mb"] < 20,
+              f"{c['max_rss_growth_mb']:.1f} MB")
+    return missed
+
+
 def _minutes(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -254,6 +328,9 @@ def main(argv=None) -> int:
                         help="servers to measure, by name or as NAME=module:factory() "
                              "(to try a variant); ratios are against 'reference'")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scale", default=",".join(SCALE),
+                        help="program-scale measurements after the scenarios, certapi only "
+                             "(stats, csv, bulk; empty for none)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     args = parser.parse_args(argv)
@@ -328,6 +405,13 @@ def main(argv=None) -> int:
                           f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
                           f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}", flush=True)
         memory = {server.name: server.worker_memory() for server in servers}
+        scale_parts = tuple(p for p in args.scale.split(",") if p)
+        scale_found = {}
+        for server in servers:
+            if server.name != "reference" and scale_parts:
+                print(f"program scale on {server.name} ...", flush=True)
+                scale_found[server.name] = measure_scale(server, layout, key, scale_parts, args,
+                                                         duration, rounds)
     finally:
         for server in servers:
             server.stop()
@@ -336,11 +420,13 @@ def main(argv=None) -> int:
 
     results = {name: {s: combine(runs) for s, runs in raw[name].items()} for name in names}
     missed = report(results, memory, names)
+    for name, found in scale_found.items():
+        missed += report_scale(name, found, results[name].get("enroll"))
     if args.json:
         args.json.write_text(json.dumps({
             "layout": layout.__dict__, "duration": duration, "rounds": rounds,
             "connections": args.connections, "workers": args.workers,
-            "results": results, "memory": memory, "missed": missed,
+            "results": results, "memory": memory, "scale": scale_found, "missed": missed,
         }, indent=2))
     return 0
 

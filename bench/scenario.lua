@@ -1,5 +1,5 @@
 -- wrk script for the certapi benchmark: one scenario per run, chosen by the first
--- argument (enroll | get | list_first | list_last | progress | attempt | mix).
+-- argument (enroll | get | list_first | list_last | progress | attempt | mix | stats).
 --
 -- Rows are addressed by index: bench/ids.py defines the uuid scheme and the layout, and
 -- the arguments (key=value) carry the layout's numbers. Writes walk pools so that no
@@ -90,6 +90,17 @@ local function list(page)
 end
 
 function builders.list_first() return list(1) end
+
+-- The big certification's stats, in all and for one partnership (every other request).
+function builders.stats()
+  local n = counters.stats or 0
+  counters.stats = n + 1
+  local path = string.format("/v1/certifications/%s/stats", uid(CERTIFICATION, 0))
+  if (n + id) % 2 == 1 then
+    path = path .. "?partnership_uuid=" .. uid(PARTNER, (n + id) % cfg.partners)
+  end
+  return wrk.format("GET", path, get_headers)
+end
 function builders.list_last() return list(math.ceil(cfg.big / cfg.per_page)) end
 
 function builders.progress()

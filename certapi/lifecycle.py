@@ -32,6 +32,11 @@ def check_enrollment(certification: "Certification", user: "User",
         raise ValidationFailed("body/partnership_uuid: Required for partner users")
     if partner is not None and partner.uuid != user.partner_uuid:
         raise ValidationFailed("body/partnership_uuid: Not the user's partner")
+    check_published(certification)
+
+
+def check_published(certification: "Certification") -> None:
+    """Only a published certification takes enrollments."""
     if certification.status != "published":
         raise TransitionRefused(f"Certification is {certification.status}, not published")
 

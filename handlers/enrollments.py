@@ -3,9 +3,9 @@ this module finds rows, applies the rules and stores the result atomically."""
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from peewee import Expression, IntegrityError, ModelSelect
+from peewee import Expression, Field, IntegrityError, ModelSelect
 
-from certapi import lifecycle
+from certapi import csv_export, lifecycle
 from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
 from certapi.spec import url
@@ -26,21 +26,48 @@ def render(enrollment: Enrollment) -> Json:
     return enrollment.as_json(user_email=enrollment.user.email)
 
 
+# The CSV export's columns: each JSON field of ``render`` and the column it comes from.
+CSV_FIELDS: dict[str, Field] = {
+    "uuid": Enrollment.uuid, "certification_uuid": Enrollment.certification,
+    "user_uuid": Enrollment.user, "user_email": User.email, "partnership_uuid": Enrollment.partner,
+    "status": Enrollment.status, "progress_percentage": Enrollment.progress_percentage,
+    "enrolled_at": Enrollment.enrolled_at, "started_at": Enrollment.started_at,
+    "completed_at": Enrollment.completed_at, "assessment_attempts": Enrollment.assessment_attempts,
+    "assessment_best_score": Enrollment.assessment_best_score,
+    "assessment_passed": Enrollment.assessment_passed, "expires_at": Enrollment.expires_at,
+}
+
+
 def with_user(query: ModelSelect) -> ModelSelect:
     """The enrollments of ``query`` with the user fields ``render`` needs."""
     return query.select(Enrollment, User.uuid, User.email).join(User)
 
 
-def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
-                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
-    query = Enrollment.select().where(where)
+def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,
+             partnership_uuid: str | None = None) -> "ModelSelect[Any]":
+    query: ModelSelect[Any] = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
     if user_uuid is not None:
         query = query.where(Enrollment.user == user_uuid.lower())
     if partnership_uuid is not None:
         query = query.where(Enrollment.partner == partnership_uuid.lower())
+    return query
+
+
+def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
+                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
+    query = filtered(where, status, user_uuid, partnership_uuid)
     return paginate(query, ORDER, page, per_page, render, rows=with_user)
+
+
+def enrollment_list(where: Expression, page: int, per_page: int, format: str | None,
+                    filename: str, **filters: str | None) -> Any:
+    """A page as JSON, or every matching enrollment as CSV (csv_export)."""
+    if csv_export.wants_csv(format):
+        return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER, CSV_FIELDS,
+                                     filename)
+    return csv_export.json_answer(enrollment_page(where, page, per_page, **filters))
 
 
 def find(certification_uuid: str, enrollment_uuid: str, account: str,
@@ -81,9 +108,11 @@ def change(certification_uuid: str, enrollment_uuid: str, account: str,
 
 
 def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str | None = None,
-                     user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
+                     user_uuid: str | None = None, partnership_uuid: str | None = None,
+                     format: str | None = None) -> Any:
     certification = owned(Certification, uuid, "Certification", user)
-    return enrollment_page(Enrollment.certification == certification, page, per_page,
+    return enrollment_list(Enrollment.certification == certification, page, per_page, format,
+                           f"certification-{certification.uuid}-enrollments.csv",
                            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
 
 

@@ -1,17 +1,23 @@
 from typing import Any
 
-from peewee import IntegrityError
+from peewee import Field, IntegrityError
 
-from certapi import lifecycle
+from certapi import csv_export, lifecycle
 from certapi.errors import Conflict
 from certapi.pagination import paginate
 from certapi.spec import url
-from handlers.enrollments import enrollment_page
+from handlers.enrollments import enrollment_list
 from handlers.scoping import created, no_content, owned
 from models import Enrollment, Partner, User, database
 
 Json = dict[str, Any]
 ORDER = (User.created_at, User.uuid)
+# The CSV export's columns: each JSON field of ``User.as_json`` and the column it comes from.
+CSV_FIELDS: dict[str, Field] = {
+    "uuid": User.uuid, "email": User.email, "first_name": User.first_name,
+    "last_name": User.last_name, "partnership_uuid": User.partner,
+    "created_at": User.created_at, "updated_at": User.updated_at,
+}
 
 
 def _apply(member: User, body: Json, account: str) -> None:
@@ -40,13 +46,15 @@ def _save(member: User, account: str, **kwargs: Any) -> None:
 
 
 def list_users(page: int, per_page: int, user: str, email: str | None = None,
-               partnership_uuid: str | None = None) -> Json:
+               partnership_uuid: str | None = None, format: str | None = None) -> Any:
     query = User.select().where(User.account == user)
     if email is not None:
         query = query.where(User.email_key == User.fold_email(email))
     if partnership_uuid is not None:
         query = query.where(User.partner == partnership_uuid.lower())
-    return paginate(query, ORDER, page, per_page, User.as_json)
+    if csv_export.wants_csv(format):
+        return csv_export.csv_answer(query, ORDER, CSV_FIELDS, "users.csv")
+    return csv_export.json_answer(paginate(query, ORDER, page, per_page, User.as_json))
 
 
 def create_user(body: Json, user: str) -> tuple[Json, int, dict[str, str]]:
@@ -88,6 +96,7 @@ def delete_user(uuid: str, user: str) -> tuple[None, int]:
 
 
 def list_user_enrollments(uuid: str, page: int, per_page: int, user: str,
-                          status: str | None = None) -> Json:
+                          status: str | None = None, format: str | None = None) -> Any:
     member = owned(User, uuid, "User", user)
-    return enrollment_page(Enrollment.user == member, page, per_page, status=status)
+    return enrollment_list(Enrollment.user == member, page, per_page, format,
+                           f"user-{member.uuid}-enrollments.csv", status=status)

@@ -89,6 +89,25 @@ def test_identical_enrollments_create_exactly_one(live):
         assert stored == [(winner["uuid"],)]
 
 
+def test_overlapping_bulk_requests_enroll_each_user_once(live):
+    certification = live.certification()
+    users = [live.user()["uuid"] for _ in range(40)]
+    path = f"/v1/certifications/{certification['uuid']}/enrollments/bulk"
+    # Overlapping sets of users in different orders, all sent at once, twice over.
+    orders = [users[:30], users[10:][::-1], users[::2] + users[1::2], users[20:] + users[:20]] * 2
+    responses = live.storm([("POST", path, {"enrollments": [{"user_uuid": u} for u in order]})
+                            for order in orders])
+    assert statuses(responses) == {200: len(orders)}
+    created = Counter(item["enrollment"]["user_uuid"] for r in responses for item in r.json()["data"]
+                      if item["status"] == 201)
+    assert created == dict.fromkeys(users, 1)
+    refused = {item["status"] for r in responses for item in r.json()["data"] if item["status"] != 201}
+    assert refused == {409}
+    stored = query(live.database_url, "SELECT user_uuid, COUNT(*) FROM enrollment "
+                   "WHERE certification_uuid = ? GROUP BY user_uuid", certification["uuid"])
+    assert sorted(stored) == sorted((u, 1) for u in users)
+
+
 def test_the_database_itself_refuses_a_second_live_enrollment(live):
     """The partial unique index, independent of timing: beside a live enrollment the
     database refuses another live one and accepts a failed one (history)."""

@@ -307,7 +307,8 @@ NEED_ENROLLMENT_DELETE = {"seed.reenroll_after_failed", "lifecycle.delete_enroll
                           "auth.read_only_key", "tenancy.writes"}
 # What a server with the seed endpoint, users and certifications (and /health) can pass.
 SEED_USERS_CERTIFICATIONS = {"seed.not_found", "seed.invalid_input", "seed.not_published",
-                             "resources.certifications", "pagination.list_filters", "auth.health"}
+                             "resources.certifications", "pagination.list_filters", "auth.health",
+                             "export.formula_guard"}
 # Its router's own answers are plain text, so these rules really are broken there.
 PLAIN_ROUTER_ANSWERS = {"errors.not_found", "errors.method_not_allowed"}
 
@@ -517,3 +518,70 @@ def test_cli_stops_early_when_nothing_answers():
     assert done.stderr.strip().splitlines() == [
         f"certapi contract: nothing answers at http://127.0.0.1:{port} "
         f"(GET /v1/health: ConnectError: [Errno 111] Connection refused); is the server running?"]
+
+
+# --- program scale: bulk, stats, CSV, each broken where its rule lives -------------------
+
+def bulk_stopping_at_the_first_error(monkeypatch):
+    """handlers.bulk judging items until one fails, refusing every item after it."""
+    import handlers.bulk
+    from certapi.errors import ApiError, Conflict
+    judge, stopped = handlers.bulk._judge, []
+
+    def until_first_error(*args, **kwargs):
+        if stopped:
+            raise Conflict("Stopped at an earlier error")
+        try:
+            return judge(*args, **kwargs)
+        except ApiError:
+            stopped.append(True)
+            raise
+
+    monkeypatch.setattr(handlers.bulk, "_judge", until_first_error)
+
+
+def pass_rate_over_all_enrollments(monkeypatch):
+    """The stats' pass rate counting open enrollments: completed ÷ all of them."""
+    import handlers.stats
+
+    def counting_open(counts):
+        total = sum(counts.values())
+        return counts["completed"] / total if total else None
+
+    monkeypatch.setattr(handlers.stats, "pass_rate", counting_open)
+
+
+def csv_without_the_guard(monkeypatch):
+    from certapi import csv_export
+    monkeypatch.setattr(csv_export, "FORMULA_STARTS", ())
+
+
+def csv_one_page_only(monkeypatch):
+    """An export that stops after the first chunk of rows (as a paged one would)."""
+    from certapi import csv_export
+    chunks = csv_export.keyset_chunks
+    monkeypatch.setattr(csv_export, "keyset_chunks",
+                        lambda query, order, positions, size=None:
+                        iter([next(chunks(query, order, positions, 1), [])]))
+
+
+SCALE_VARIANTS = {
+    "bulk stops at the first error": (bulk_stopping_at_the_first_error, "bulk.per_item_results",
+                                      "item statuses"),
+    "pass rate counts open enrollments": (pass_rate_over_all_enrollments, "stats.numbers",
+                                          "pass_rate"),
+    "CSV without the formula guard": (csv_without_the_guard, "export.formula_guard", "first_name cell"),
+    "CSV holds one row only": (csv_one_page_only, "export.enrollments_csv", "uuids of the CSV rows"),
+}
+
+
+@pytest.mark.parametrize("variant", SCALE_VARIANTS)
+def test_broken_program_scale_is_reported(app, keys, monkeypatch, variant):
+    """The service itself loses a rule of bulk, stats or CSV; the scenario that owns it fails."""
+    breaks, owner, reason = SCALE_VARIANTS[variant]
+    breaks(monkeypatch)
+    with app.test_client() as client:
+        results = run_suite(client, keys, select=lambda name: name.startswith(("bulk.", "stats.", "export.")))
+    failed = {r.name: r.reason for r in results if r.outcome == "FAIL"}
+    assert set(failed) == {owner}, format_table(results)
+    assert reason in failed[owner], failed[owner]

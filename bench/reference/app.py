@@ -133,7 +133,7 @@ def build_api() -> FastAPI:
     ):
         return reply(enrollments.list_enrollments(
             uuid, page, per_page, account, status=status, user_uuid=user_uuid,
-            partnership_uuid=partnership_uuid))
+            partnership_uuid=partnership_uuid, format="json"))
 
     @api.post(prefix, dependencies=[only_query()])
     @connected

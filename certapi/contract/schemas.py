@@ -45,6 +45,11 @@ def problems(value, schema: str | dict, where: str = "") -> list[str]:
         schema = spec()["components"]["schemas"][schema]
     schema = _resolve(schema)
     label = where or "body"
+    if "oneOf" in schema:  # e.g. an enrollment or null (OpenAPI 3.0 has no nullable $ref)
+        found = [problems(value, option, where) for option in schema["oneOf"]]
+        if all(found):
+            return [f"{label} fits none of its alternatives: {found[0][0]}"]
+        return []
     if value is None:
         return [] if schema.get("nullable") else [f"{label} is null"]
     kind = schema.get("type", "object" if "properties" in schema else None)
