@@ -45,6 +45,13 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    from certapi.webhooks.worker import run_worker
+
+    _database(args)
+    return run_worker()
+
+
 def cmd_accounts_create(args) -> int:
     from models import Account
 
@@ -128,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default 1: a single uvicorn process; more: "
                             "gunicorn supervising that many uvicorn workers)")
     serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", parents=[common], help="deliver webhooks (no HTTP API)") \
+        .set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", parents=[common], help="apply pending schema migrations") \
         .set_defaults(func=cmd_migrate)

@@ -1,4 +1,4 @@
-from certapi import lifecycle
+from certapi import lifecycle, webhooks
 from certapi.errors import NotFound
 from certapi.pagination import paginate
 from handlers.enrollments import change, find, location, render
@@ -22,9 +22,12 @@ def create_attempt(uuid, enrollment_uuid, body):
         return lifecycle.record_attempt(enrollment, enrollment.certification, score, now)
 
     def store(enrollment, passed):
-        return AssessmentAttempt.create(
+        attempt = AssessmentAttempt.create(
             enrollment=enrollment, score=score, passed=passed, submitted_at=now
         )
+        webhooks.enrollment_changed(enrollment.account_id, render(enrollment),
+                                    enrollment.started_at == now, attempt.as_json())
+        return attempt
 
     enrollment, attempt = change(uuid, enrollment_uuid, record, after=store)
     body = {**attempt.as_json(), "enrollment": render(enrollment)}

@@ -2,7 +2,7 @@
 this module finds rows, applies the rules and stores the result atomically."""
 from peewee import IntegrityError
 
-from certapi import lifecycle
+from certapi import lifecycle, webhooks
 from certapi.auth import account_uuid
 from certapi.errors import Conflict, NotFound, ValidationFailed
 from certapi.pagination import paginate
@@ -115,6 +115,7 @@ def create_enrollment(uuid, body):
                 account=certification.account_id, certification=certification,
                 user=user, partner=partner,
             )
+            webhooks.enrollment_created(enrollment.account_id, render(enrollment))
     except IntegrityError:
         # Either the partial unique index caught a concurrent twin, or a foreign key
         # caught the user, certification or partner being deleted meanwhile.
@@ -133,7 +134,8 @@ def update_enrollment_progress(uuid, enrollment_uuid, body):
     now = utcnow()
     progress = body["progress_percentage"]
     enrollment, _ = change(
-        uuid, enrollment_uuid, lambda e: lifecycle.report_progress(e, progress, now)
+        uuid, enrollment_uuid, lambda e: lifecycle.report_progress(e, progress, now),
+        after=lambda e, _: webhooks.enrollment_changed(e.account_id, render(e), e.started_at == now),
     )
     return render(enrollment)
 
@@ -141,6 +143,7 @@ def update_enrollment_progress(uuid, enrollment_uuid, body):
 def delete_enrollment(uuid, enrollment_uuid):
     with database.atomic():
         enrollment = find(uuid, enrollment_uuid)
+        webhooks.enrollment_deleted(enrollment.account_id, render(enrollment))
         # Attempts go with it through ON DELETE CASCADE.
         enrollment.delete_instance()
     return no_content()
