@@ -31,9 +31,10 @@ class WebhookSettings:
 
     @property
     def lease_seconds(self) -> float:
-        """How long a claimed delivery is left alone: longer than any send can last (the
-        send is cut at ``timeout``), so only a sender that died loses its claim."""
-        return 2 * self.timeout + 5
+        """How long a claimed delivery is left alone: longer than any send can last
+        (connect, write, first byte and the last body read each end within ``timeout``),
+        so only a sender that died loses its claim."""
+        return 4 * self.timeout + 5
 
     @classmethod
     def from_env(cls) -> "WebhookSettings":

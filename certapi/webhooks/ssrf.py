@@ -38,9 +38,9 @@ def is_public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _refuse_unless_public(host: str, address: Address) -> None:
+def _refuse_unless_public(address: Address) -> None:
     if not is_public(address):
-        raise RefusedDestination(f"{host} is not a public address ({address})")
+        raise RefusedDestination(f"the host is, or resolves to, {address}: not a public address")
 
 
 def resolve(host: str, port: int) -> list[Address]:
@@ -63,14 +63,14 @@ def check_url(url: str, allow_private: bool = False) -> None:
         return
     literal = literal_address(host)
     if literal is not None:
-        _refuse_unless_public(host, literal)
+        _refuse_unless_public(literal)
         return
     try:
         addresses = resolve(host, port or 443)
     except (socket.gaierror, UnicodeError):
         return
     for address in addresses:
-        _refuse_unless_public(host, address)
+        _refuse_unless_public(address)
 
 
 class GuardedBackend(httpcore.SyncBackend):
