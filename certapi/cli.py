@@ -115,7 +115,8 @@ def cmd_contract(args) -> int:
     from certapi.contract.command import run
 
     return run(args.base_url, args.api_key, read_key=args.read_key,
-               second_account_key=args.second_account_key, junit=args.junit, select=args.k)
+               second_account_key=args.second_account_key, junit=args.junit, select=args.k,
+               webhook_receiver=args.webhook_receiver)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--second-account-key", help="a write key of another account")
     contract.add_argument("--junit", metavar="PATH", help="write a JUnit XML report here")
     contract.add_argument("-k", metavar="TEXT", help="run only scenarios whose name contains TEXT")
+    contract.add_argument("--webhook-receiver", metavar="URL|auto",
+                          help="run a receiver for the webhooks scenarios: on a free loopback "
+                               "port (auto) or on the port of URL, the address the server posts to")
     contract.set_defaults(func=cmd_contract)
     return parser
 

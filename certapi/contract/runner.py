@@ -17,7 +17,7 @@ import httpx
 from certapi.contract.agent import Agent, Tracker
 from certapi.contract.expect import ContractFailure, Skip
 
-TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy")
+TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy", "webhooks")
 # Why a scenario that needs a key did not run; the CLI option names what to pass.
 MISSING = {
     "read": "no read-only key given (--read-key): read-only key checks not run",
