@@ -26,7 +26,10 @@ from models import Event, WebhookDelivery, WebhookEndpoint, database
 from models.base import utcnow
 
 log = logging.getLogger("certapi.webhooks")
-BATCH = 4
+# Deliveries claimed at once, each sent on a thread of its own (so a claim never waits
+# for a free thread while its lease runs); their outcomes are written in one transaction,
+# which keeps the sender's share of SQLite's single write lock small under load.
+BATCH = 32
 PURGE_EVERY_SECONDS = 60
 # Woken when a delivery is queued for "now" in this process (test event, manual retry).
 _wake = threading.Event()
@@ -199,11 +202,6 @@ class Sender:
         self.stopping = threading.Event()
         self._purged_at = 0.0
 
-    def _deliver(self, delivery: WebhookDelivery, token: str) -> None:
-        outcome = send(delivery, self.client, self.settings)
-        with database.connection_context():
-            record(delivery, token, outcome, self.settings)
-
     def run_once(self) -> int:
         """Send what is due now (one batch); how many deliveries were sent."""
         with database.connection_context():
@@ -211,7 +209,10 @@ class Sender:
             if not due:
                 return 0
             token, claimed = claim(due, self.settings)
-        list(self.pool.map(lambda d: self._deliver(d, token), claimed))
+        outcomes = list(self.pool.map(lambda d: send(d, self.client, self.settings), claimed))
+        with database.connection_context(), database.atomic():
+            for delivery, outcome in zip(claimed, outcomes):
+                record(delivery, token, outcome, self.settings)
         return len(claimed)
 
     def run(self) -> None:
@@ -221,7 +222,10 @@ class Sender:
                     with database.connection_context():
                         purge(self.settings)
                     self._purged_at = time.monotonic()
-                if self.run_once():
+                # A full batch means a backlog: go on at once. Otherwise let the next
+                # deliveries gather for a poll interval, so that under load each claim and
+                # outcome transaction covers many of them.
+                if self.run_once() >= BATCH:
                     continue
             except Exception:  # the database is away, a bug: log it, keep the loop alive
                 log.exception("webhook sender error")
