@@ -8,7 +8,10 @@ from typing import Callable
 
 import pytest
 
-from models import AssessmentAttempt, Certification, Enrollment, Partner, User
+from models import (
+    AssessmentAttempt, Certification, Enrollment, Event, Partner, User, WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests.conftest import SPEC, expect_error
 
 
@@ -64,7 +67,41 @@ def _attempts(api):
                     AssessmentAttempt.submitted_at)
 
 
+def _webhook_endpoint(api) -> dict:
+    return api.post("/v1/webhook-endpoints", {"url": "https://93.184.215.14/hook"})
+
+
+def _webhook_endpoints(api):
+    return ListCase("/v1/webhook-endpoints", lambda: _webhook_endpoint(api), "created_at",
+                    WebhookEndpoint.created_at)
+
+
+def _test_delivery(api, endpoint) -> dict:
+    return api.post(f"/v1/webhook-endpoints/{endpoint['uuid']}/test", None, expect=202)
+
+
+def _webhook_deliveries(api):
+    endpoint = _webhook_endpoint(api)
+    return ListCase(f"/v1/webhook-endpoints/{endpoint['uuid']}/deliveries",
+                    lambda: _test_delivery(api, endpoint), "created_at",
+                    WebhookDelivery.created_at)
+
+
+def _events(api):
+    # Each test delivery raises exactly one event (webhook.test) in the tenant's account.
+    endpoint = _webhook_endpoint(api)
+
+    def make():
+        event_id = _test_delivery(api, endpoint)["event_id"]
+        return api.client.get(f"/v1/events/{event_id}", headers=api.tenant.headers).json()
+
+    return ListCase("/v1/events", make, "timestamp", Event.created_at)
+
+
 LISTS = {
+    "handlers.webhook_endpoints.list_webhook_endpoints": _webhook_endpoints,
+    "handlers.webhook_endpoints.list_webhook_deliveries": _webhook_deliveries,
+    "handlers.events.list_events": _events,
     "handlers.partners.list_partners": _partners,
     "handlers.partners.list_partner_users": _partner_users,
     "handlers.users.list_users": _users,
