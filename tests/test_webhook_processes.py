@@ -87,7 +87,10 @@ def published(server: LiveServer, headers: dict) -> str:
 
 
 @pytest.mark.parametrize("kind", backends())
-def test_serve_with_four_workers_sends_each_attempt_once(kind, tmp_path):
+def test_serve_with_four_workers_sends_each_attempt_once(kind, tmp_path, monkeypatch):
+    # Nothing is killed here, so no lease needs to run out: a generous timeout keeps a
+    # slow moment of a loaded machine from turning an answered attempt into a retry.
+    monkeypatch.setenv("CERTAPI_WEBHOOK_TIMEOUT", "5")
     # Every event fails once (500), then succeeds: exactly two attempts per event.
     seen = collections.Counter()
     lock = threading.Lock()
@@ -114,8 +117,12 @@ def test_serve_with_four_workers_sends_each_attempt_once(kind, tmp_path):
         assert set(counts) == expected
         assert {n for n in counts.values()} == {2}, [i for i, n in counts.items() if n != 2][:5]
         assert_all_signed(receiver, secret, expected)
-        attempts = query(url, "SELECT status, attempts FROM webhook_delivery")
-        assert set(attempts) == {("succeeded", 2)}
+        # Every attempt that reached the receiver was counted. (An attempt can fail before
+        # it reaches it, e.g. on a kept-alive connection the receiver just closed: that
+        # is one attempt more in the log, not a request more at the receiver.)
+        rows = query(url, "SELECT event_id, status, attempts FROM webhook_delivery")
+        assert {status for _, status, _ in rows} == {"succeeded"}
+        assert all(attempts >= counts[event_id] for event_id, _, attempts in rows)
 
 
 @pytest.mark.parametrize("kind", backends())

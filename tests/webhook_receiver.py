@@ -48,6 +48,11 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-request (a kill -9 test): no delivery arrived,
+                    # only a broken request, which any HTTP server discards.
+                    self.close_connection = True
+                    return
                 received = Received(self.path, {k.lower(): v for k, v in self.headers.items()},
                                     body)
                 with receiver.lock:
