@@ -49,7 +49,7 @@ class _Gunicorn(BaseApplication):
         return served_app()
 
 
-def served_app():
+def served_app() -> "connexion.FlaskApp":
     """The app as `certapi serve` runs it, one per worker process: with a webhook sender
     in the background unless CERTAPI_WEBHOOK_BACKGROUND=0 (deployments that run
     `certapi worker` instead)."""

@@ -15,6 +15,7 @@ DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 
 class WebhookEndpoint(TimestampedModel):
     account = ForeignKeyField(Account, on_delete="CASCADE")
+    account_id: str  # Peewee's raw key of `account`, declared for the type checker
     url = TextField()
     description = TextField(null=True)
     # A JSON array of type names; empty means every type.
@@ -56,6 +57,7 @@ class WebhookEndpoint(TimestampedModel):
 class Event(BaseModel):
     """One raised event; its uuid is the ``webhook-id`` of every delivery of it."""
     account = ForeignKeyField(Account, on_delete="CASCADE")
+    account_id: str  # Peewee's raw key of `account`, declared for the type checker
     type = CharField(max_length=64)
     enrollment_uuid = CharField(max_length=36, null=True)
     # The exact body every delivery sends, so retries carry the same bytes.
@@ -75,6 +77,9 @@ class Event(BaseModel):
 class WebhookDelivery(TimestampedModel):
     endpoint = ForeignKeyField(WebhookEndpoint, on_delete="CASCADE")
     event = ForeignKeyField(Event, on_delete="CASCADE")
+    # Peewee's raw keys of the foreign keys above, declared for the type checker.
+    endpoint_id: str
+    event_id: str
     event_type = CharField(max_length=64)
     status = CharField(max_length=16, default="pending")
     attempts = IntegerField(default=0)

@@ -11,7 +11,10 @@ from certapi.contract import webhooks as contract_webhooks
 from certapi.webhooks import signing
 from certapi.webhooks.delivery import Sender
 from models import WebhookEndpoint
-from tests.test_contract import keys, outcomes  # noqa: F401  (the fixture)
+from tests import test_contract
+from tests.test_contract import outcomes
+
+keys = test_contract.keys  # the fixture, shared with the other contract tests
 
 SCENARIOS = {"webhooks.enroll_to_completion", "webhooks.test_event"}
 

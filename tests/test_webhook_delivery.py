@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+from standardwebhooks import WebhookVerificationError
 
 import handlers.enrollments
 from certapi.webhooks.delivery import Sender
@@ -319,7 +320,7 @@ def test_rotation_signs_with_both_secrets_for_24_hours(client, tenant, api, rece
     latest = receiver.received[-1]
     assert len(latest.headers["webhook-signature"].split(" ")) == 1
     latest.verified(new)
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         latest.verified(old)
 
 

@@ -211,7 +211,7 @@ class Sender:
             token, claimed = claim(due, self.settings)
         outcomes = list(self.pool.map(lambda d: send(d, self.client, self.settings), claimed))
         with database.connection_context(), database.atomic():
-            for delivery, outcome in zip(claimed, outcomes):
+            for delivery, outcome in zip(claimed, outcomes, strict=True):
                 record(delivery, token, outcome, self.settings)
         return len(claimed)
 

@@ -6,6 +6,8 @@ since, or answer differently on purpose (rebinding). ``CERTAPI_WEBHOOK_ALLOW_PRI
 turns the guard off, for a receiver on the same machine or network."""
 import ipaddress
 import socket
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -45,7 +47,7 @@ def _refuse_unless_public(address: Address) -> None:
 
 def resolve(host: str, port: int) -> list[Address]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
 def check_url(url: str, allow_private: bool = False) -> None:
@@ -56,7 +58,7 @@ def check_url(url: str, allow_private: bool = False) -> None:
     try:
         host, port = parts.hostname, parts.port
     except ValueError as exc:  # a port that is not a number, or out of range
-        raise RefusedDestination(str(exc))
+        raise RefusedDestination(str(exc)) from exc
     if not host:
         raise RefusedDestination("the URL has no host")
     if allow_private:
@@ -78,7 +80,9 @@ class GuardedBackend(httpcore.SyncBackend):
     verifies the certificate against the URL's host name (httpcore passes that name,
     not the address, as the server name)."""
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
         try:
             addresses = resolve(host, port)
         except (socket.gaierror, UnicodeError) as exc:
