@@ -85,6 +85,17 @@ def test_non_public_destinations_are_refused(client, tenant, public_only, url):
     expect_error(response, 422, "validation_error")
 
 
+@pytest.mark.parametrize("url", [
+    "http://\u00d4\u00d6]/\u0104%E\u00d56\u00c2",  # a stray bracket: once a 500 (the fuzzer's find)
+    "http://[::1/hook",
+    "http://hooks.example.com:99999/hook",
+    "http://hooks.example.com:port/hook",
+])
+def test_urls_the_parser_rejects_are_a_422(client, tenant, url):
+    message = expect_error(create(client, tenant, url=url), 422, "validation_error")
+    assert message.startswith("body/url: Not a usable destination: ")
+
+
 def test_a_name_resolving_to_loopback_is_refused(monkeypatch, public_only):
     """Any name, not only `localhost`: what counts is the address it resolves to."""
     real = socket.getaddrinfo

@@ -54,10 +54,10 @@ def check_url(url: str, allow_private: bool = False) -> None:
     """Raise RefusedDestination when ``url`` has no host, or (unless ``allow_private``)
     its host is, or resolves to, a non-public address. A name that does not resolve now
     passes: its deliveries fail (and are checked again) when they are sent."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         host, port = parts.hostname, parts.port
-    except ValueError as exc:  # a port that is not a number, or out of range
+    except ValueError as exc:  # a stray bracket ("Invalid IPv6 URL"), a port that is not a number
         raise RefusedDestination(str(exc)) from exc
     if not host:
         raise RefusedDestination("the URL has no host")
