@@ -65,7 +65,7 @@ def seed(base: str, key: str) -> dict:
                       timeout=10) as client:
         def post(path, body):
             response = client.post(path, json=body)
-            if response.status_code != 201:
+            if response.status_code not in (201, 202):
                 raise SystemExit(f"seeding {path} answered {response.status_code}: {response.text}")
             return response.json()
 

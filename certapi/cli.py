@@ -111,6 +111,13 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from certapi.webhooks.worker import run_worker
+
+    _database(args)
+    return run_worker()
+
+
 def cmd_accounts_create(args: argparse.Namespace) -> int:
     from models import Account
 
@@ -175,7 +182,8 @@ def cmd_contract(args: argparse.Namespace) -> int:
 
     return run(args.base_url, args.api_key, read_key=args.read_key,
                second_account_key=args.second_account_key, junit=args.junit, select=args.k,
-               json_path=args.json, strict=args.strict, api_root=args.api_root)
+               json_path=args.json, strict=args.strict, api_root=args.api_root,
+               webhook_receiver=args.webhook_receiver)
 
 
 def _port(text: str) -> int:
@@ -223,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "gunicorn supervising that many uvicorn workers)")
     serve.set_defaults(func=cmd_serve)
 
+    sub.add_parser("worker", parents=[common], help="deliver webhooks (no HTTP API)") \
+        .set_defaults(func=cmd_worker)
+
     sub.add_parser("migrate", parents=[common], help="apply pending schema migrations; safe to repeat") \
         .set_defaults(func=cmd_migrate)
 
@@ -268,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write a JSON report here (one object per scenario)")
     contract.add_argument("--strict", action="store_true",
                           help="exit 1 on MISSING (a route the server lacks) too, not only on FAIL")
+    contract.add_argument("--webhook-receiver", metavar="URL|auto",
+                          help="run a receiver for the webhooks scenarios: on a free loopback "
+                               "port (auto) or on the port of URL, the address the server posts to")
     contract.set_defaults(func=cmd_contract)
     return parser
 

@@ -46,9 +46,22 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> "connexion.FlaskApp":
-        from certapi.app import create_app
+        return served_app()
 
-        return create_app()
+
+def served_app() -> "connexion.FlaskApp":
+    """The app as `certapi serve` runs it, one per worker process: with a webhook sender
+    in the background unless CERTAPI_WEBHOOK_BACKGROUND=0 (deployments that run
+    `certapi worker` instead)."""
+    import os
+
+    from certapi.app import create_app
+    from certapi.webhooks.delivery import start_background
+
+    app = create_app()
+    if os.environ.get("CERTAPI_WEBHOOK_BACKGROUND", "1").strip() != "0":
+        start_background()
+    return app
 
 
 def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> None:
@@ -56,7 +69,7 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
     if workers <= 1:
         import uvicorn
 
-        uvicorn.run("certapi.app:create_app", factory=True, host=host, port=port,
+        uvicorn.run("certapi.server:served_app", factory=True, host=host, port=port,
                     access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol)
         return
     _Gunicorn({

@@ -1,6 +1,6 @@
 from typing import Any
 
-from certapi import lifecycle
+from certapi import lifecycle, webhooks
 from certapi.errors import NotFound
 from certapi.pagination import paginate
 from handlers.enrollments import change, find, location, render
@@ -25,9 +25,12 @@ def create_attempt(uuid: str, enrollment_uuid: str, body: Json,
 
     def record(enrollment: Enrollment) -> AssessmentAttempt:
         passed = lifecycle.record_attempt(enrollment, enrollment.certification, score, now)
-        return AssessmentAttempt.create(
+        attempt = AssessmentAttempt.create(
             enrollment=enrollment, score=score, passed=passed, submitted_at=now
         )
+        webhooks.enrollment_changed(enrollment.account_id, render(enrollment),
+                                    enrollment.started_at == now, attempt.as_json())
+        return attempt
 
     enrollment, attempt = change(uuid, enrollment_uuid, user, record)
     body = {**attempt.as_json(), "enrollment": render(enrollment)}

@@ -10,7 +10,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from certapi import lifecycle
+from certapi import lifecycle, webhooks
 from certapi.errors import ApiError, Conflict, NotFound
 from handlers.enrollments import render
 from handlers.scoping import owned
@@ -142,8 +142,8 @@ def create_enrollments_bulk(uuid: str, body: Json, user: str) -> Json:
             elif id(outcome) in refused:
                 results.append(_result(index, None, refused[id(outcome)]))
             else:
-                # enrollment.created is raised here per created item once the webhooks
-                # (certapi.webhooks.emit) are on this branch.
                 results.append(_result(index, outcome, None))
+        # In the same transaction as the rows: an item's event commits with it.
+        webhooks.enrollments_created(user, [r["enrollment"] for r in results if r["status"] == 201])
     created = sum(1 for result in results if result["status"] == 201)
     return {"data": results, "summary": {"created": created, "failed": len(results) - created}}

@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 from peewee import Expression, Field, IntegrityError, ModelSelect
 
-from certapi import csv_export, lifecycle
+from certapi import csv_export, lifecycle, webhooks
 from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
 from certapi.spec import url
@@ -134,6 +134,7 @@ def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict
                 account=certification.account_id, certification=certification,
                 user=member, partner=partner,
             )
+            webhooks.enrollment_created(enrollment.account_id, render(enrollment))
     except IntegrityError:
         # Either the partial unique index caught a concurrent twin, or a foreign key
         # caught the user, certification or partner being deleted meanwhile.
@@ -150,14 +151,20 @@ def get_enrollment(uuid: str, enrollment_uuid: str, user: str) -> Json:
 def update_enrollment_progress(uuid: str, enrollment_uuid: str, body: Json, user: str) -> Json:
     now = utcnow()
     progress = body["progress_percentage"]
-    enrollment, _ = change(uuid, enrollment_uuid, user,
-                           lambda e: lifecycle.report_progress(e, progress, now))
+
+    def report(enrollment: Enrollment) -> None:
+        lifecycle.report_progress(enrollment, progress, now)
+        webhooks.enrollment_changed(enrollment.account_id, render(enrollment),
+                                    enrollment.started_at == now)
+
+    enrollment, _ = change(uuid, enrollment_uuid, user, report)
     return render(enrollment)
 
 
 def delete_enrollment(uuid: str, enrollment_uuid: str, user: str) -> tuple[None, int]:
     with database.atomic():
         enrollment = find(uuid, enrollment_uuid, user)
+        webhooks.enrollment_deleted(enrollment.account_id, render(enrollment))
         # Attempts go with it through ON DELETE CASCADE.
         enrollment.delete_instance()
     return no_content()

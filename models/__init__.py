@@ -6,11 +6,13 @@ from models.db import database
 from models.enrollment import Enrollment
 from models.partner import Partner
 from models.user import User
+from models.webhook import Event, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account", "ApiKey", "AssessmentAttempt", "Certification", "Enrollment",
-    "Partner", "User", "database",
+    "Partner", "User", "database", "Event", "WebhookDelivery", "WebhookEndpoint",
 ]
 
 # In dependency order: what migrations and test fixtures create.
-MODELS = [Account, ApiKey, Partner, User, Certification, Enrollment, AssessmentAttempt]
+MODELS = [Account, ApiKey, Partner, User, Certification, Enrollment, AssessmentAttempt,
+          WebhookEndpoint, Event, WebhookDelivery]

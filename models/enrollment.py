@@ -20,6 +20,7 @@ class Enrollment(BaseModel):
     user = ForeignKeyField(User, column_name="user_uuid")
     partner = ForeignKeyField(Partner, null=True, column_name="partner_uuid")
     # Peewee's raw keys of the foreign keys above, declared for the type checker.
+    account_id: str
     certification_uuid: str
     user_uuid: str
     partner_uuid: str | None

@@ -92,6 +92,16 @@ def seed_world(post) -> dict:
     world["progressing_enrollment"] = enroll("fuzz-learner@example.com")
     world["spare_enrollments"] = [enroll(f"fuzz-leaver{n}@example.com") for n in range(SPARES)]
     world["attempt"] = post(f"{enrollments}/{world['enrollment']}/assessment-attempts", {"score": 10})["uuid"]
+
+    def endpoint():
+        return post("/v1/webhook-endpoints", {"url": "https://93.184.215.14/fuzz"})["uuid"]
+
+    # A PATCH may disable an endpoint, and a disabled one answers 409 to test and retry.
+    world["webhook_endpoint"] = endpoint()
+    world["patched_webhook_endpoint"] = endpoint()
+    world["spare_webhook_endpoints"] = [endpoint() for _ in range(SPARES)]
+    test = post(f"/v1/webhook-endpoints/{world['webhook_endpoint']}/test", None)  # a 202
+    world["webhook_delivery"], world["event"] = test["uuid"], test["event_id"]
     return world
 
 
@@ -109,6 +119,14 @@ def world_targets(world: dict, path: str, method: str, gone=frozenset()) -> dict
     if path == "/certifications/{uuid}":
         named = {"PATCH": world["patched_certification"]}.get(method, world["certification"])
         return {"uuid": spare("spare_certifications") if deleting else named}
+    if path.startswith("/webhook-endpoints/"):
+        named = world["patched_webhook_endpoint"] if method == "PATCH" else world["webhook_endpoint"]
+        targets = {"uuid": spare("spare_webhook_endpoints") if deleting else named}
+        if "{delivery_uuid}" in path:
+            targets["delivery_uuid"] = world["webhook_delivery"]
+        return targets
+    if path.startswith("/events/"):
+        return {"uuid": world["event"]}
     if path == "/certifications/{uuid}/enrollments" and method == "POST":
         return {"uuid": world["open_certification"]}
     targets = {"uuid": world["certification"]}

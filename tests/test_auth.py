@@ -45,8 +45,12 @@ def world(api):
     cert = api.certification()
     enrollment = api.enroll(cert, user, partnership_uuid=partner["uuid"])
     attempt = api.attempt(enrollment, 10)
+    endpoint = api.post("/v1/webhook-endpoints", {"url": "https://93.184.215.14/hook"})
+    delivery = api.post(f"/v1/webhook-endpoints/{endpoint['uuid']}/test", None, expect=202)
     return {"partners": partner["uuid"], "users": user["uuid"], "certifications": cert["uuid"],
-            "enrollments": enrollment["uuid"], "assessment-attempts": attempt["uuid"]}
+            "enrollments": enrollment["uuid"], "assessment-attempts": attempt["uuid"],
+            "webhook-endpoints": endpoint["uuid"], "deliveries": delivery["uuid"],
+            "events": delivery["event_id"]}
 
 
 # --- the two header forms ------------------------------------------------------------------

@@ -195,3 +195,23 @@ def test_read_key_may_not_bulk_enroll(api, client, tenant, key):
                            headers=getattr(tenant, key))
     expect_error(response, 403, "forbidden")
     assert stored(certification) == []
+
+
+def test_each_created_item_raises_enrollment_created(api, client, tenant):
+    certification = api.certification()
+    first, second = api.user(), api.user()
+    items = [{"user_uuid": first["uuid"]}, {"user_uuid": first["uuid"]},
+             {"user_uuid": ABSENT_UUID}, {"user_uuid": second["uuid"]}]
+    body = bulk(client, tenant, certification, items)
+    created = [r["enrollment"] for r in body["data"] if r["status"] == 201]
+    assert len(created) == 2
+    response = client.get("/v1/events", params={"type": "enrollment.created", "per_page": 100},
+                          headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    events = [e for e in response.json()["data"]
+              if e["data"]["certification_uuid"] == certification["uuid"]]
+    # One event per created item, none for the refused ones, each carrying the enrollment
+    # exactly as the bulk answer showed it.
+    assert sorted((e["data"]["uuid"], e["type"]) for e in events) == sorted(
+        (enrollment["uuid"], "enrollment.created") for enrollment in created)
+    assert {e["data"]["uuid"]: e["data"] for e in events} == {e["uuid"]: e for e in created}

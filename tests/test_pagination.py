@@ -8,7 +8,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from models import AssessmentAttempt, Certification, Enrollment, Partner, User
+from models import (
+    AssessmentAttempt,
+    Certification,
+    Enrollment,
+    Event,
+    Partner,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests.conftest import SPEC, expect_error
 
 
@@ -64,6 +73,37 @@ def _attempts(api):
                     AssessmentAttempt.submitted_at)
 
 
+def _webhook_endpoint(api) -> dict:
+    return api.post("/v1/webhook-endpoints", {"url": "https://93.184.215.14/hook"})
+
+
+def _webhook_endpoints(api):
+    return ListCase("/v1/webhook-endpoints", lambda: _webhook_endpoint(api), "created_at",
+                    WebhookEndpoint.created_at)
+
+
+def _test_delivery(api, endpoint) -> dict:
+    return api.post(f"/v1/webhook-endpoints/{endpoint['uuid']}/test", None, expect=202)
+
+
+def _webhook_deliveries(api):
+    endpoint = _webhook_endpoint(api)
+    return ListCase(f"/v1/webhook-endpoints/{endpoint['uuid']}/deliveries",
+                    lambda: _test_delivery(api, endpoint), "created_at",
+                    WebhookDelivery.created_at)
+
+
+def _events(api):
+    # Each test delivery raises exactly one event (webhook.test) in the tenant's account.
+    endpoint = _webhook_endpoint(api)
+
+    def make():
+        event_id = _test_delivery(api, endpoint)["event_id"]
+        return api.client.get(f"/v1/events/{event_id}", headers=api.tenant.headers).json()
+
+    return ListCase("/v1/events", make, "timestamp", Event.created_at)
+
+
 LISTS = {
     "listPartners": _partners,
     "listPartnerUsers": _partner_users,
@@ -72,6 +112,9 @@ LISTS = {
     "listCertifications": _certifications,
     "listEnrollments": _enrollments,
     "listAttempts": _attempts,
+    "listWebhookEndpoints": _webhook_endpoints,
+    "listWebhookDeliveries": _webhook_deliveries,
+    "listEvents": _events,
 }
 PAGE_REF = {"$ref": "#/components/parameters/Page"}
 

@@ -17,6 +17,7 @@ from tests.conftest import METHODS, OPERATIONS, SPEC, Api, expect_error
 RESOURCE_BY_SEGMENT = {
     "partners": "partner", "users": "user", "certifications": "certification",
     "enrollments": "enrollment", "assessment-attempts": "attempt",
+    "webhook-endpoints": "webhook_endpoint", "deliveries": "delivery", "events": "event",
 }
 # Which resource a body field or query filter refers to.
 RESOURCE_BY_FIELD = {
@@ -26,6 +27,7 @@ RESOURCE_BY_FIELD = {
 LABELS = {
     "partner": "Partner", "user": "User", "certification": "Certification",
     "enrollment": "Enrollment", "attempt": "Assessment attempt",
+    "webhook_endpoint": "Webhook endpoint", "delivery": "Webhook delivery", "event": "Event",
 }
 
 
@@ -92,9 +94,12 @@ def holdings(api: Api, tag: str) -> dict:
     certification = api.certification(name=f"{tag} certification")
     enrollment = api.enroll(certification, partner_user, partnership_uuid=partner["uuid"])
     attempt = api.attempt(enrollment, 10)
+    endpoint = api.post("/v1/webhook-endpoints", {"url": "https://93.184.215.14/hook"})
+    delivery = api.post(f"/v1/webhook-endpoints/{endpoint['uuid']}/test", None, expect=202)
     return {"partner": partner["uuid"], "user": partner_user["uuid"],
             "certification": certification["uuid"], "enrollment": enrollment["uuid"],
-            "attempt": attempt["uuid"]}
+            "attempt": attempt["uuid"], "webhook_endpoint": endpoint["uuid"],
+            "delivery": delivery["uuid"], "event": delivery["event_id"]}
 
 
 def owner_view(client, tenant, owner: dict) -> dict:

@@ -20,7 +20,8 @@ from certapi.contract.agent import Agent, Leftover, Tracker
 from certapi.contract.expect import ContractFailure, Missing, Skip
 from certapi.contract.routes import absent
 
-TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy", "scale")
+TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy", "scale",
+          "webhooks")
 OUTCOMES = ("PASS", "FAIL", "MISSING", "SKIP")
 # Why a scenario that needs a key did not run; the CLI option names what to pass.
 MISSING = {

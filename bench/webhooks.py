@@ -1,0 +1,95 @@
+"""Write throughput with one subscribed webhook endpoint against none, and the delivery
+lag under that load.
+
+    python -m bench.webhooks [--quick] [bench.run options]
+
+Runs bench/run.py's write scenarios (enroll, progress, attempt) on two servers, each on
+its own copy of the seeded database, alternating as bench/run.py does: ``certapi``
+(no endpoint: events are still recorded for the events API, nothing is sent) and
+``webhooks`` (bench/webhook_target.py: one endpoint subscribed to a receiver in this
+process that answers 200). Prints the throughput ratio (target >= 0.85), the lag from
+an event's timestamp to its arrival (p50, p99, max) and what was still pending when the
+servers stopped."""
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from bench import run as bench_run
+
+WRITES = "enroll,progress,attempt"
+
+
+class Receiver:
+    def __init__(self):
+        self.lags: list[float] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                stamp = json.loads(body)["timestamp"]
+                raised = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+                receiver.lags.append(time.time() - raised)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    receiver = Receiver()
+    os.environ.update(BENCH_WEBHOOK_URL=receiver.url, CERTAPI_WEBHOOK_ALLOW_PRIVATE="1")
+    report = Path(os.environ.get("TMPDIR", "/tmp")) / f"certapi-bench-webhooks-{os.getpid()}.json"
+    bench_run.main([*argv, "--targets", "certapi,webhooks=bench.webhook_target:create_app()",
+                    "--scenarios", WRITES, "--json", str(report), "--keep"])
+    results = json.loads(report.read_text())["results"]
+    print("\nwrite throughput, one subscribed endpoint / none:")
+    ratios = []
+    for scenario in WRITES.split(","):
+        plain, hooked = results["certapi"][scenario]["rps"], results["webhooks"][scenario]["rps"]
+        ratios.append(hooked / plain)
+        print(f"  {scenario:<9} {plain:7.0f} -> {hooked:7.0f} req/s  ratio {hooked / plain:.2f}")
+    overall = min(ratios)
+    print(f"  lowest ratio {overall:.2f} (target >= 0.85): {'ok' if overall >= 0.85 else 'MISSED'}")
+    lags = list(receiver.lags)
+    print(f"\ndelivery lag under load (event timestamp -> arrival), {len(lags)} deliveries: "
+          f"p50 {percentile(lags, 0.5):.2f} s, p99 {percentile(lags, 0.99):.2f} s, "
+          f"max {max(lags, default=float('nan')):.2f} s")
+    workdirs = sorted(Path(os.environ.get("TMPDIR", "/tmp")).glob("certapi-bench-*/webhooks.db"),
+                      key=lambda p: p.stat().st_mtime)
+    if workdirs:
+        with sqlite3.connect(workdirs[-1]) as db:
+            pending = db.execute(
+                "SELECT count(*) FROM webhook_delivery WHERE status = 'pending'").fetchone()[0]
+            total = db.execute("SELECT count(*) FROM webhook_delivery").fetchone()[0]
+        print(f"deliveries: {total}, still pending when the servers stopped: {pending} "
+              f"({workdirs[-1].parent})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
