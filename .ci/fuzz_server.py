@@ -60,6 +60,17 @@ def wait_until_up(base: str, server: subprocess.Popen, timeout: float = 60) -> N
     raise SystemExit(f"certapi serve did not answer within {timeout:.0f}s")
 
 
+def stop(server: subprocess.Popen, log) -> None:
+    """SIGTERM to the server's process group (gunicorn's workers too), SIGKILL if it lingers."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    log.close()
+
+
 def seed(base: str, key: str) -> dict:
     with httpx.Client(base_url=base.removesuffix("/v1"), headers={"Authorization": f"Bearer {key}"},
                       timeout=10) as client:
@@ -128,13 +139,7 @@ def main() -> int:
             print(f"schemathesis run: exit {returncode} after {time.monotonic() - started:.0f}s"
                   f" (max-examples {examples})")
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-            log.close()
+            stop(server, log)
             if returncode or server.returncode not in (0, -signal.SIGTERM):
                 print("certapi serve's log, last lines:\n"
                       + (Path(tmp) / "server.log").read_text()[-5000:], file=sys.stderr)

@@ -17,7 +17,6 @@ import datetime
 import importlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 sys.path.insert(0, str(ROOT / ".ci"))
-from fuzz_server import certapi, free_port, wait_until_up  # noqa: E402
+from fuzz_server import certapi, free_port, stop, wait_until_up  # noqa: E402
 
 
 class Skip(Exception):
@@ -230,13 +229,7 @@ def with_server(tmp: Path, steps) -> list[str]:
         wait_until_up(f"{root}/v1", server)
         return [function(root, key) for function in steps]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+        stop(server, log)
 
 
 def main() -> int:

@@ -97,3 +97,17 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def read_until_closed(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a reset ends it too);
+    a socket timeout ends it with what came, or with a note that nothing did."""
+    reply = b""
+    try:
+        while chunk := conn.recv(65536):
+            reply += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return reply or b"(no answer within the socket timeout)"
+    return reply

@@ -15,7 +15,7 @@ import socket
 import pytest
 
 from tests.databases import backend, fresh_database
-from tests.live_server import LiveServer, new_account
+from tests.live_server import LiveServer, new_account, read_until_closed
 
 UUID = "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"
 SEED = 20261130
@@ -82,15 +82,7 @@ def exchange(port: int, raw: bytes) -> bytes:
             conn.sendall(raw)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before it read everything
-        reply = b""
-        try:
-            while chunk := conn.recv(65536):
-                reply += chunk
-        except ConnectionResetError:
-            pass
-        except TimeoutError:
-            return reply or b"(no answer within the socket timeout)"
-    return reply
+        return read_until_closed(conn)
 
 
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")

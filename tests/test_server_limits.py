@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.databases import backend, fresh_database
-from tests.live_server import LiveServer, new_account
+from tests.live_server import LiveServer, new_account, read_until_closed
 
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT = 1.5
@@ -36,13 +36,7 @@ def _connect(server) -> socket.socket:
 
 
 def _read_reply(conn: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    reply = b""
-    try:
-        while chunk := conn.recv(65536):
-            reply += chunk
-    except ConnectionResetError:
-        pass
+    reply = read_until_closed(conn)
     conn.close()
     return reply
 
