@@ -125,19 +125,44 @@ def test_serve_with_four_workers_sends_each_attempt_once(kind, tmp_path, monkeyp
         assert all(attempts >= counts[event_id] for event_id, _, attempts in rows)
 
 
+class StallAfter:
+    """Answers the first ``count`` deliveries at once, then holds every answer until
+    ``release()``: the senders fall behind the writers for certain, so a kill leaves
+    committed events unsent however fast the machine delivers."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.answered = 0
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+
+    def __call__(self, _received: object) -> Answer:
+        with self.lock:
+            self.answered += 1
+            stall = self.answered > self.count
+        if stall:
+            self.released.wait(30)
+        return Answer(200)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @pytest.mark.parametrize("kind", backends())
 def test_kill_9_of_serve_loses_no_committed_event(kind, tmp_path):
-    with fresh_database(kind, tmp_path, "hooks") as url, \
-            Receiver(lambda r: Answer(200, delay=0.05)) as receiver:
+    stall = StallAfter(30)
+    with fresh_database(kind, tmp_path, "hooks") as url, Receiver(stall) as receiver:
         server = LiveServer(url, tmp_path / "first.log", workers=2).start()
         try:
             headers = new_account(url)
             secret = subscribe(server, headers, receiver.url)
             with Writer(server.url, headers, published(server, headers)):
                 receiver.wait_for(lambda r: len(r.received) >= 30, 60)
+                time.sleep(0.5)  # more writes while the senders are held up
                 server.kill()  # writing and delivering, both in full flow
         finally:
             server.kill()
+            stall.release()
         expected = committed_events(url)
         assert not expected <= set(receiver.ids())  # the kill did leave events unsent
 
