@@ -16,7 +16,7 @@ from connexion.utils import get_function_from_name
 from peewee import IntegrityError
 from starlette.exceptions import HTTPException
 
-from certapi import auth, swagger_ui
+from certapi import auth, idempotency, ratelimit, swagger_ui
 from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, envelope, envelope_bytes
 from certapi.middleware import (
@@ -167,4 +167,6 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,
                        max_bytes=settings.max_body_bytes)
     app.add_middleware(MediaTypeCase, position=MiddlewarePosition.BEFORE_ROUTING)
+    ratelimit.install(app, settings)
+    idempotency.install(app.app, settings)
     return app

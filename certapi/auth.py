@@ -47,7 +47,7 @@ def _lookup(key: str) -> dict | None:
     if row is None:
         return None
     return {"sub": row.account_id, "account_uuid": row.account_id,
-            "permission": row.permission, "key_id": row.uuid}
+            "permission": row.permission, "key_id": row.uuid, "rate_limit": row.rate_limit}
 
 
 async def _verified(key: str) -> dict | None:
@@ -85,3 +85,10 @@ authenticate.__signature__ = inspect.signature(authenticate)
 def account_uuid() -> str:
     """The account of the key that authenticated the current request."""
     return _caller.get()["account_uuid"]
+
+
+async def identify(header: str | None) -> dict | None:
+    """The verified key an ``Authorization`` value names (cached as for authenticate), or
+    None: for layers that act before security runs, such as the rate limiter."""
+    key = parse_authorization(header) if header else None
+    return await _verified(key) if key else None
