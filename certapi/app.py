@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         validator_map=VALIDATOR_MAP,
         jsonifier=Jsonifier(json, separators=(",", ":")),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
-        middlewares=swagger_ui.MIDDLEWARES,
+        middlewares=list(swagger_ui.MIDDLEWARES),  # add_middleware inserts into the list it gets
     )
     app.add_api(spec, base_path=BASE_PATH)
     _install_flask_hooks(app.app)

@@ -70,7 +70,7 @@ def cmd_keys_create(args) -> int:
     account = _account(args.account_uuid)
     if account is None:
         return 1
-    _, plain = ApiKey.issue(account, args.permission)
+    _, plain = ApiKey.issue(account, args.permission, rate_limit=args.rate_limit)
     print(plain)
     return 0
 
@@ -85,7 +85,9 @@ def cmd_keys_list(args) -> int:
     keys = ApiKey.select().where(ApiKey.account == account).order_by(ApiKey.created_at)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if key.revoked_at else "active"
-        print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  {state}")
+        limit = "default" if key.rate_limit is None else key.rate_limit or "unlimited"
+        print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+              f"{limit}/min  {state}")
     return 0
 
 
@@ -109,6 +111,12 @@ def cmd_contract(args) -> int:
 
     return run(args.base_url, args.api_key, read_key=args.read_key,
                second_account_key=args.second_account_key, junit=args.junit, select=args.k)
+
+
+def _rate_limit(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number of requests per minute (0: unlimited)")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     kcreate = keys.add_parser("create", parents=[common], help="create a key, print it once")
     kcreate.add_argument("account_uuid")
     kcreate.add_argument("--permission", choices=["read", "write"], default="write")
+    kcreate.add_argument("--rate-limit", type=_rate_limit, metavar="N",
+                         help="this key's requests per minute (0: unlimited; default: "
+                              "$CERTAPI_RATE_LIMIT, 500)")
     kcreate.set_defaults(func=cmd_keys_create)
     klist = keys.add_parser("list", parents=[common], help="list an account's keys")
     klist.add_argument("account_uuid")

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import threading
 
 import flask
@@ -33,6 +34,9 @@ from models.idempotency import IdempotencyRecord
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 METHODS = frozenset({"POST", "PATCH"})
+# 1–255 visible ASCII characters, bare (not starting with a quote) or as a
+# structured-field string ("" is the empty key).
+WELL_FORMED = re.compile(r'"[!#-\[\]-~]{1,255}"|[!#-~][!-~]{0,254}', re.ASCII)
 # Expired answers are deleted by one stored answer in this many (and when met).
 PURGE_EVERY = 200
 
@@ -123,6 +127,10 @@ class Idempotency:
             raw = request.headers.get(HEADER) if request.method in METHODS else None
             if raw is None:
                 return view(*args, **kwargs)
+            if not WELL_FORMED.fullmatch(raw):
+                # The spec's pattern says the same; Connexion lets an empty value through.
+                raise ValidationFailed(f"header/{HEADER}: " + (
+                    "Must not be empty" if not raw else "Does not match the expected format"))
             return self.run(view, args, kwargs, normalize(raw))
         idempotent.idempotent = True
         return idempotent

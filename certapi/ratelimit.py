@@ -49,6 +49,11 @@ ON CONFLICT (name) DO UPDATE SET
 RETURNING count, expires_at"""
 
 
+def clock() -> float:
+    """Unix seconds; the one clock of windows and counters (tests move it)."""
+    return time.time()
+
+
 class TooManyRequests(ApiError):
     status, code = 429, "rate_limit_exceeded"
 
@@ -59,11 +64,9 @@ class SqlStorage(Storage):
 
     STORAGE_SCHEME = ["certapi+sql"]
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
-                 clock=time.time, **options):
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options):
         super().__init__(uri, wrap_exceptions, **options)
         path = urlsplit(uri or "").path
-        self.clock = clock
         self._own = bool(path)
         self.db: Database = SqliteDatabase(path, pragmas={
             "journal_mode": "wal",
@@ -90,7 +93,7 @@ class SqlStorage(Storage):
 
     def incr_with_expiry(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
         """Count ``amount`` hits; the count and the end of the window (Unix seconds)."""
-        now = self.clock()
+        now = clock()
         ((count, expires_at),) = self._execute(_INCREMENT, (key, amount, now + expiry, now, now))
         return count, expires_at
 
@@ -100,8 +103,8 @@ class SqlStorage(Storage):
     def _row(self, key: str) -> tuple[int, float]:
         rows = self._execute(
             "SELECT count, expires_at FROM rate_limit_counter WHERE name = {p} AND expires_at > {p}",
-            (key, self.clock()))
-        return rows[0] if rows else (0, self.clock())
+            (key, clock()))
+        return rows[0] if rows else (0, clock())
 
     def get(self, key: str) -> int:
         return self._row(key)[0]
@@ -124,7 +127,7 @@ class SqlStorage(Storage):
 
     def purge(self) -> None:
         """Drop the rows of windows that have ended."""
-        self._execute("DELETE FROM rate_limit_counter WHERE expires_at <= {p}", (self.clock(),))
+        self._execute("DELETE FROM rate_limit_counter WHERE expires_at <= {p}", (clock(),))
 
 
 def storage_for(database_url: str, uri: str = "") -> Storage:
@@ -141,8 +144,8 @@ class Limiter:
     """Counts hits per key and says whether one is admitted, with the numbers the
     response headers need."""
 
-    def __init__(self, storage: Storage, default_limit: int, clock=time.time):
-        self.storage, self.default_limit, self.clock = storage, default_limit, clock
+    def __init__(self, storage: Storage, default_limit: int):
+        self.storage, self.default_limit = storage, default_limit
         self.strategy = FixedWindowRateLimiter(storage)
 
     def limit_for(self, caller: dict) -> int:
@@ -159,7 +162,7 @@ class Limiter:
         else:
             admitted = self.strategy.hit(item, key_id)
             reset_at, remaining = self.strategy.get_window_stats(item, key_id)
-        return admitted, remaining, max(0.0, reset_at - self.clock())
+        return admitted, remaining, max(0.0, reset_at - clock())
 
     def refund(self, key_id: str, limit: int) -> None:
         """Take one hit back: a replayed idempotent answer is not counted twice."""
@@ -234,5 +237,6 @@ def install(app, settings) -> None:
     if settings.rate_limit <= 0:
         return
     storage = storage_for(settings.database_url, settings.rate_limit_storage)
-    app.add_middleware(RateLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       limiter=Limiter(storage, settings.rate_limit))
+    limiter = Limiter(storage, settings.rate_limit)
+    app.add_middleware(RateLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter)
+    app.app.extensions["certapi_ratelimit"] = limiter
