@@ -110,7 +110,8 @@ def cmd_contract(args) -> int:
     from certapi.contract.command import run
 
     return run(args.base_url, args.api_key, read_key=args.read_key,
-               second_account_key=args.second_account_key, junit=args.junit, select=args.k)
+               second_account_key=args.second_account_key, junit=args.junit, select=args.k,
+               limited_key=args.limited_key)
 
 
 def _rate_limit(text: str) -> int:
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--api-key", required=True, help="a write key of the account to use")
     contract.add_argument("--read-key", help="a read-only key of the same account")
     contract.add_argument("--second-account-key", help="a write key of another account")
+    contract.add_argument("--limited-key",
+                          help="a key with a small rate limit (--rate-limit 5), used up by the 429 check")
     contract.add_argument("--junit", metavar="PATH", help="write a JUnit XML report here")
     contract.add_argument("-k", metavar="TEXT", help="run only scenarios whose name contains TEXT")
     contract.set_defaults(func=cmd_contract)

@@ -12,6 +12,7 @@ coverage cases are built while collecting and go as they are.)
 DELETEs use up spare resources one after the other, and PATCHes of a certification or
 an enrollment get their own, so one operation does not take the target away from others.
 """
+import itertools
 import os
 import re
 import tomllib
@@ -20,6 +21,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from schemathesis.config import SchemathesisConfig
+
+from certapi.idempotency import HEADER as IDEMPOTENCY_HEADER, WELL_FORMED, normalize
 
 CONFIG_PATH = Path(__file__).with_name("fuzz.toml")
 # Budgets: small by default so `make test` stays quick; .ci/run raises them.
@@ -131,6 +134,7 @@ class Steering:
         self.seen: set[str] = set()
         self.gone: set[str] = set()  # deleted with a 2xx
         self.statuses: dict[str, Counter] = defaultdict(Counter)
+        self._keys = itertools.count()
         if world is not None:
             self.aim(world)
 
@@ -148,6 +152,7 @@ class Steering:
         return zlib.crc32(key) % 4 != 0
 
     def map_case(self, context, case):
+        self.unique_idempotency_key(case)
         if not self.world:
             return case
         # Stateful checks count every value changed after generation as one a link gave,
@@ -173,6 +178,15 @@ class Steering:
             if label in ("POST /users", "PATCH /users/{uuid}") and self._unknown(body.get("partnership_uuid")):
                 body["partnership_uuid"] = self.world["partner"]
         return case
+
+    def unique_idempotency_key(self, case) -> None:
+        """Generated requests share the few keys the spec's pattern makes likely, and the
+        same key with another body is rightly a 422: a well-formed key is made unique to
+        its case. Malformed ones are left as generated, to be refused. (Cases of the
+        examples phase skip map_case under pytest, so the test calls this too.)"""
+        key = (case.headers or {}).get(IDEMPOTENCY_HEADER)
+        if isinstance(key, str) and WELL_FORMED.fullmatch(key) and not key.startswith("fuzz-"):
+            case.headers[IDEMPOTENCY_HEADER] = f"fuzz-{next(self._keys)}-{normalize(key)}"[:255]
 
     def _unknown(self, value) -> bool:
         """A well-formed uuid that names nothing the run has seen."""

@@ -18,9 +18,9 @@ def split_base_url(base_url: str) -> tuple[str, str]:
 
 def run(base_url: str, api_key: str, read_key: str | None = None,
         second_account_key: str | None = None, junit: str | None = None,
-        select: str | None = None) -> int:
+        select: str | None = None, limited_key: str | None = None) -> int:
     root, prefix = split_base_url(base_url)
-    keys = Keys(api_key, read_key, second_account_key)
+    keys = Keys(api_key, read_key, second_account_key, limited_key)
     chosen = (lambda name: select in name) if select else None
 
     def progress(result):
