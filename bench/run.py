@@ -149,7 +149,7 @@ def wrk_args(layout: Layout, key: str, threads: int, part: int, parts: int) -> d
         "certifications": layout.certifications, "free_users": layout.free_users,
         "partners": layout.partners, "partner_every": layout.partner_every,
         "progress_pool": layout.progress_pool, "attempt_pool": layout.attempt_pool,
-        "per_page": PER_PAGE, "progress": PROGRESS,
+        "per_page": PER_PAGE, "progress": PROGRESS, "nonce": time.time_ns(),
     }
 
 
@@ -250,6 +250,9 @@ def main(argv=None) -> int:
                              "(to try a variant); ratios are against 'reference'")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--idempotency-keys", default="",
+                        help="servers (by name, comma-separated) whose writes each carry an "
+                             "Idempotency-Key")
     parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     args = parser.parse_args(argv)
 
@@ -266,6 +269,7 @@ def main(argv=None) -> int:
         name, _, app = item.partition("=")
         apps[name] = app or TARGETS[name]
     names = list(apps)
+    keyed = set(filter(None, args.idempotency_keys.split(",")))
     scenarios = [s for s in args.scenarios.split(",") if s]
     ensure_wrk()
 
@@ -305,8 +309,9 @@ def main(argv=None) -> int:
                 part = 2 * round_ + (1 if scenario == "mix" else 0)
                 params = wrk_args(layout, key, args.threads, part, 2 * rounds)
                 for server in order:
-                    result = run_wrk(server.url, scenario, params, duration, args.threads,
-                                     args.connections)
+                    idem = {"idem": int(server.name in keyed)}
+                    result = run_wrk(server.url, scenario, {**params, **idem}, duration,
+                                     args.threads, args.connections)
                     raw[server.name].setdefault(scenario, []).append(result)
                     print(f"  round {round_ + 1} {scenario:<10} {server.name:<9} "
                           f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
