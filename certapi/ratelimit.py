@@ -21,6 +21,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from connexion.middleware import MiddlewarePosition
 from limits import RateLimitItemPerMinute
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -232,8 +233,6 @@ class RateLimit:
 
 def install(app, settings) -> None:
     """Put the limiter in front of ``app``'s stack; CERTAPI_RATE_LIMIT=0 leaves it out."""
-    from connexion.middleware import MiddlewarePosition
-
     if settings.rate_limit <= 0:
         return
     storage = storage_for(settings.database_url, settings.rate_limit_storage)

@@ -193,7 +193,7 @@ def test_after_kill_9_a_retry_with_its_key_acts_exactly_once(kind, tmp_path):
         # What was answered before the kill is what the retry replays.
         for key, body in answered.items():
             assert final[key] == body
-        rows = query(url, "SELECT name, uuid FROM partner WHERE name LIKE 'crash-%'")
+        rows = query(url, "SELECT name, uuid FROM partner WHERE name LIKE ?", "crash-%")
         names = Counter(name for name, _ in rows)
         assert set(names.values()) == {1}, names.most_common(3)  # each request acted once
         partners = dict(rows)
