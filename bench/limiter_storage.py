@@ -70,7 +70,7 @@ def measure(label: str, env_extra: dict, seconds: float) -> None:
                                   start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
+            for _ in range(1200):
                 try:
                     if httpx.get(f"{base}/v1/health").status_code == 200:
                         break
