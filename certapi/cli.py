@@ -85,9 +85,11 @@ def cmd_keys_list(args) -> int:
     keys = ApiKey.select().where(ApiKey.account == account).order_by(ApiKey.created_at)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if key.revoked_at else "active"
-        limit = "default" if key.rate_limit is None else key.rate_limit or "unlimited"
+        # A key without a limit of its own follows the server's CERTAPI_RATE_LIMIT.
+        limit = ("default" if key.rate_limit is None
+                 else f"{key.rate_limit}/min" if key.rate_limit else "unlimited")
         print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  "
-              f"{limit}/min  {state}")
+              f"{limit:9}  {state}")
     return 0
 
 
