@@ -128,7 +128,7 @@ class Idempotency:
             if raw is None:
                 return view(*args, **kwargs)
             if not WELL_FORMED.fullmatch(raw):
-                # The spec's pattern says the same; Connexion lets an empty value through.
+                # Connexion checks the spec's pattern first; this keeps the layer safe alone.
                 raise ValidationFailed(f"header/{HEADER}: " + (
                     "Must not be empty" if not raw else "Does not match the expected format"))
             return self.run(view, args, kwargs, normalize(raw))
@@ -139,7 +139,7 @@ class Idempotency:
         request = flask.request
         account = auth.account_uuid()
         full_path = request.full_path if request.query_string else request.path
-        print_ = fingerprint(request.method, full_path, request.get_data())
+        digest = fingerprint(request.method, full_path, request.get_data())
         name = f"{account}:{key}"
         busy = Conflict(f"A request with this {HEADER} is still being processed; retry",
                         headers={"Retry-After": "1"})
@@ -156,7 +156,7 @@ class Idempotency:
                     raise busy
                 stored = self._stored(account, key)
                 if stored is not None:
-                    if stored.fingerprint != print_:
+                    if stored.fingerprint != digest:
                         raise ValidationFailed(
                             f"header/{HEADER}: Already used with a different method, path or "
                             "body; use a new key for a new request")
@@ -169,7 +169,7 @@ class Idempotency:
                 if response.status_code >= 500:
                     transaction.rollback()
                     return response
-                self._store(account, key, print_, response)
+                self._store(account, key, digest, response)
                 return response
         finally:
             if offset is not None:
@@ -183,9 +183,9 @@ class Idempotency:
             return None
         return row
 
-    def _store(self, account: str, key: str, print_: str, response) -> None:
+    def _store(self, account: str, key: str, digest: str, response) -> None:
         IdempotencyRecord.create(
-            account=account, key=key, fingerprint=print_, status=response.status_code,
+            account=account, key=key, fingerprint=digest, status=response.status_code,
             body=response.get_data(as_text=True), content_type=response.content_type,
             location=response.headers.get("Location"))
         if random.randrange(PURGE_EVERY) == 0:
