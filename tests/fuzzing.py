@@ -32,6 +32,7 @@ STATEFUL_SCENARIOS = 5  # stateful scenarios per example of the other phases
 SEED = 20261126
 
 # The spec's Uuid pattern, used with fullmatch (a `$` would let "<uuid>\n" through).
+_FUZZ_PREFIX = re.compile(r"^(fuzz-\d+-)+")
 UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
     r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff"
@@ -180,13 +181,16 @@ class Steering:
         return case
 
     def unique_idempotency_key(self, case) -> None:
-        """Generated requests share the few keys the spec's pattern makes likely, and the
-        same key with another body is rightly a 422: a well-formed key is made unique to
-        its case. Malformed ones are left as generated, to be refused. (Cases of the
-        examples phase skip map_case under pytest, so the test calls this too.)"""
+        """Generated requests share the few keys the spec's pattern makes likely (and a
+        stateful step may inherit its predecessor's headers), and the same key with
+        another request is rightly a 422: a well-formed key is made unique to each call.
+        Malformed ones are left as generated, to be refused. Runs from map_case, from the
+        global before_call hook (tests/fuzz_hooks.py, for the command line) and from the pytest tests, since
+        Schemathesis skips map_case for some pytest cases."""
         key = (case.headers or {}).get(IDEMPOTENCY_HEADER)
-        if isinstance(key, str) and WELL_FORMED.fullmatch(key) and not key.startswith("fuzz-"):
-            case.headers[IDEMPOTENCY_HEADER] = f"fuzz-{next(self._keys)}-{normalize(key)}"[:255]
+        if isinstance(key, str) and WELL_FORMED.fullmatch(key):
+            base = _FUZZ_PREFIX.sub("", normalize(key)) or "k"
+            case.headers[IDEMPOTENCY_HEADER] = f"fuzz-{next(self._keys)}-{base}"[:255]
 
     def _unknown(self, value) -> bool:
         """A well-formed uuid that names nothing the run has seen."""

@@ -91,6 +91,10 @@ def test_stateful(fuzz_app):
                 failures.append(exc)
                 raise
 
+        def before_call(self, case):
+            STEERING.unique_idempotency_key(case)
+            super().before_call(case)
+
         def teardown(self):
             scenarios.append(1)
             super().teardown()
