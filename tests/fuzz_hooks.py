@@ -15,4 +15,5 @@ STEERING.register(schemathesis.hook)
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    # The command line sends cases of the examples and coverage phases without map_case.
     STEERING.unique_idempotency_key(case)

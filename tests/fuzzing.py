@@ -184,9 +184,9 @@ class Steering:
         """Generated requests share the few keys the spec's pattern makes likely (and a
         stateful step may inherit its predecessor's headers), and the same key with
         another request is rightly a 422: a well-formed key is made unique to each call.
-        Malformed ones are left as generated, to be refused. Runs from map_case, from the
-        global before_call hook (tests/fuzz_hooks.py, for the command line) and from the pytest tests, since
-        Schemathesis skips map_case for some pytest cases."""
+        Malformed ones are left as generated, to be refused. Runs from map_case and, as
+        Schemathesis skips map_case for some cases, before each call too (tests/test_fuzz.py,
+        and the before_call hook of tests/fuzz_hooks.py for the command line)."""
         key = (case.headers or {}).get(IDEMPOTENCY_HEADER)
         if isinstance(key, str) and WELL_FORMED.fullmatch(key):
             base = _FUZZ_PREFIX.sub("", normalize(key)) or "k"
