@@ -24,6 +24,7 @@ from certapi.contract import Keys, exit_code, format_table, run_suite, write_jso
 from certapi.contract.command import find_api_root, split_base_url
 from certapi.contract.runner import MISSING, scenarios
 from certapi.contract.schemas import path_methods
+from models import Account, ApiKey
 from tests.conftest import PRODUCED, make_tenant, operation_for
 
 CERTAPI = str(Path(sys.executable).with_name("certapi"))
@@ -33,7 +34,8 @@ ENROLL = "/v1/certifications/{}/enrollments"
 @pytest.fixture
 def keys(app) -> Keys:
     first, second = make_tenant("Contract"), make_tenant("Contract other")
-    return Keys(first.key, first.read_key, second.key)
+    _, limited = ApiKey.issue(Account.get_by_id(first.uuid), "read", rate_limit=5)
+    return Keys(first.key, first.read_key, second.key, limited)
 
 
 def _record(response: httpx.Response) -> None:
@@ -464,6 +466,7 @@ def test_cli_against_a_real_server(tmp_path):
     write = _cli("keys", "create", first, env=env)
     read = _cli("keys", "create", first, "--permission", "read", env=env)
     other = _cli("keys", "create", second, env=env)
+    limited = _cli("keys", "create", first, "--rate-limit", "5", env=env)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("w") as log:
@@ -482,8 +485,8 @@ def test_cli_against_a_real_server(tmp_path):
         report, as_json = tmp_path / "junit.xml", tmp_path / "contract.json"
         done = subprocess.run(
             [CERTAPI, "contract", "--base-url", base, "--api-key", write, "--read-key", read,
-             "--second-account-key", other, "--junit", str(report), "--json", str(as_json),
-             "--strict"],
+             "--second-account-key", other, "--limited-key", limited, "--junit", str(report),
+             "--json", str(as_json), "--strict"],
             env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"API root: {base}/v1" in done.stderr
