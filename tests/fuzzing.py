@@ -22,7 +22,8 @@ from pathlib import Path
 
 from schemathesis.config import SchemathesisConfig
 
-from certapi.idempotency import HEADER as IDEMPOTENCY_HEADER, WELL_FORMED, normalize
+from certapi.idempotency import HEADER as IDEMPOTENCY_HEADER
+from certapi.idempotency import WELL_FORMED, normalize
 
 CONFIG_PATH = Path(__file__).with_name("fuzz.toml")
 # Budgets: small by default so `make test` stays quick; .ci/run raises them.

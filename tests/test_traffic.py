@@ -316,15 +316,16 @@ class Held:
 def bodies(api) -> dict:
     """A valid body for every POST and PATCH operation."""
     return {
-        "handlers.partners.create_partner": {"name": "P"},
-        "handlers.partners.update_partner": {"name": "P"},
-        "handlers.users.create_user": {"email": "held@example.com"},
-        "handlers.users.update_user": {"first_name": "H"},
-        "handlers.certifications.create_certification": {"name": "C"},
-        "handlers.certifications.update_certification": {"name": "C"},
-        "handlers.enrollments.create_enrollment": {"user_uuid": ABSENT_UUID},
-        "handlers.enrollments.update_enrollment_progress": {"progress_percentage": 10},
-        "handlers.attempts.create_attempt": {"score": 50},
+        "createPartner": {"name": "P"},
+        "updatePartner": {"name": "P"},
+        "createUser": {"email": "held@example.com"},
+        "updateUser": {"first_name": "H"},
+        "createCertification": {"name": "C"},
+        "updateCertification": {"name": "C"},
+        "createEnrollment": {"user_uuid": ABSENT_UUID},
+        "createEnrollmentsBulk": {"enrollments": [{"user_uuid": ABSENT_UUID}]},
+        "updateEnrollmentProgress": {"progress_percentage": 10},
+        "createAttempt": {"score": 50},
     }
 
 

@@ -71,7 +71,8 @@ def test_the_limit_is_one_count_across_workers(live):
 def test_simultaneous_enrolls_with_one_key_make_one_enrollment(live):
     server, url = live
     headers = new_account(url, "Enroll")
-    post = lambda path, body: httpx.post(server.url + path, json=body, headers=headers).json()
+    def post(path, body):
+        return httpx.post(server.url + path, json=body, headers=headers).json()
     certification = post("/v1/certifications", {"name": "Once", "status": "published"})
     user = post("/v1/users", {"email": "once@example.com"})
     path = f"/v1/certifications/{certification['uuid']}/enrollments"
@@ -94,7 +95,8 @@ def test_simultaneous_enrolls_with_one_key_make_one_enrollment(live):
 def test_simultaneous_attempts_with_one_key_record_one_attempt(live):
     server, url = live
     headers = new_account(url, "Attempt")
-    post = lambda path, body: httpx.post(server.url + path, json=body, headers=headers).json()
+    def post(path, body):
+        return httpx.post(server.url + path, json=body, headers=headers).json()
     certification = post("/v1/certifications", {"name": "Once", "status": "published",
                                                "passing_score": 90})
     user = post("/v1/users", {"email": "attempt@example.com"})

@@ -37,7 +37,7 @@ def idempotent_replay(ctx):
     JSON) replays the first answer with Idempotent-Replayed: true and enrolls once."""
     api = ctx.write
     certification, user = api.certification(), api.user()
-    key = f"contract-{api.run_id}-enroll"
+    key = f"contract-{api.tag}-enroll"
     path = enrollments(certification)
     first = api.post(path, {"user_uuid": user["uuid"]}, headers={"Idempotency-Key": key})
     created = expect.shaped(first, 201, "Enrollment")
@@ -63,7 +63,7 @@ def idempotency_mismatch(ctx):
     """The same key with another body is 422 naming Idempotency-Key and changes nothing;
     an empty key is a 422 naming the header."""
     api = ctx.write
-    key = f"contract-{api.run_id}-partner"
+    key = f"contract-{api.tag}-partner"
     first = expect.shaped(api.post("/partners", {"name": "Keyed once"},
                                    headers={"Idempotency-Key": key}), 201, "Partner")
     other = api.post("/partners", {"name": "Keyed twice"}, headers={"Idempotency-Key": key})
@@ -95,9 +95,10 @@ def rate_limit_exceeded(ctx):
     """A key over its limit gets 429 rate_limit_exceeded with Retry-After and the limit
     headers (remaining 0); another key is unaffected."""
     limited = ctx.limited
-    # The agent waits out 429s for the other scenarios; this one must see them.
-    send = lambda: limited.client.request("GET", limited.prefix + "/partners",
-                                          headers={"Authorization": f"Bearer {limited.key}"})
+    # Raw requests on the agent's client: this scenario counts every one it sends.
+    def send():
+        return limited.client.request("GET", limited.prefix + "/partners",
+                                      headers={"Authorization": f"Bearer {limited.key}"})
     first = send()
     limit, remaining = _limit_headers(first)
     if remaining > REACHABLE:
