@@ -23,10 +23,13 @@ import os
 import random
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import flask
 from connexion import context as connexion_context
 
+from certapi.config import Settings
 from certapi.errors import ApiError, Conflict, ValidationFailed, envelope_bytes
 from models.base import utcnow
 from models.db import database, is_postgres
@@ -72,7 +75,8 @@ class FileLatch:
         self.path = path
         self._held: set[int] = set()
         self._guard = threading.Lock()
-        self._fd, self._pid = None, None
+        self._fd: int = -1
+        self._pid: int | None = None
 
     def _file(self) -> int:
         if self._pid != os.getpid():  # a forked worker needs a descriptor of its own
@@ -121,9 +125,9 @@ class Idempotency:
 
     # --- the view wrapper ---------------------------------------------------------------
 
-    def wrap(self, view):
+    def wrap(self, view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
-        def idempotent(*args, **kwargs):
+        def idempotent(*args: Any, **kwargs: Any) -> Any:
             request = flask.request
             raw = request.headers.get(HEADER) if request.method in METHODS else None
             if raw is None:
@@ -133,10 +137,11 @@ class Idempotency:
                 raise ValidationFailed(f"header/{HEADER}: " + (
                     "Must not be empty" if not raw else "Does not match the expected format"))
             return self.run(view, args, kwargs, normalize(raw))
-        idempotent.idempotent = True
+        idempotent.idempotent = True  # type: ignore[attr-defined]
         return idempotent
 
-    def run(self, view, args, kwargs, key: str):
+    def run(self, view: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+            key: str) -> Any:
         request = flask.request
         # The caller's account, as Connexion's security layer passes it to handlers (`user`).
         account = connexion_context.context["user"]
@@ -174,7 +179,7 @@ class Idempotency:
                 return response
         finally:
             if offset is not None:
-                self._file_latch.release(offset)
+                self._file_latch_for().release(offset)
 
     def _stored(self, account: str, key: str) -> IdempotencyRecord | None:
         row = IdempotencyRecord.get_or_none(
@@ -184,7 +189,7 @@ class Idempotency:
             return None
         return row
 
-    def _store(self, account: str, key: str, digest: str, response) -> None:
+    def _store(self, account: str, key: str, digest: str, response: flask.Response) -> None:
         IdempotencyRecord.create(
             account=account, key=key, fingerprint=digest, status=response.status_code,
             body=response.get_data(as_text=True), content_type=response.content_type,
@@ -198,7 +203,7 @@ class Idempotency:
             IdempotencyRecord.created_at < utcnow() - self.ttl).execute()
 
     @staticmethod
-    def _replay(stored: IdempotencyRecord):
+    def _replay(stored: IdempotencyRecord) -> flask.Response:
         response = flask.Response(stored.body, status=stored.status,
                                   content_type=stored.content_type)
         if stored.location:
@@ -215,7 +220,7 @@ def _error_response(error: ApiError) -> flask.Response:
     return response
 
 
-def install(flask_app, settings) -> Idempotency:
+def install(flask_app: flask.Flask, settings: Settings) -> Idempotency:
     """Wrap every operation's view of ``flask_app``. Connexion adds the views when its
     stack is first built, on the first request, so they are wrapped then, before that
     request's view is looked up."""
@@ -223,7 +228,7 @@ def install(flask_app, settings) -> Idempotency:
     guard = threading.Lock()
 
     @flask_app.before_request
-    def _wrap_views():
+    def _wrap_views() -> None:
         if layer.wrapped:
             return
         with guard:

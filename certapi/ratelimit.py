@@ -19,15 +19,19 @@ import math
 import re
 import threading
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
+from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from limits import RateLimitItemPerMinute
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from peewee import Database, DatabaseError, SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certapi import auth
+from certapi.config import Settings
 from certapi.errors import TooManyRequests, envelope_bytes
 from models.db import database, is_sqlite
 
@@ -61,11 +65,12 @@ class SqlStorage(Storage):
 
     STORAGE_SCHEME = ["certapi+sql"]
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options):
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 **options: Any) -> None:
         super().__init__(uri, wrap_exceptions, **options)
         path = urlsplit(uri or "").path
         self._own = bool(path)
-        self.db: Database = SqliteDatabase(path, pragmas={
+        self.db: Any = SqliteDatabase(path, pragmas={
             "journal_mode": "wal",
             # Counters need no durability: after a power cut a window starts afresh.
             "synchronous": "off",
@@ -74,10 +79,10 @@ class SqlStorage(Storage):
         self._created = threading.Event()
 
     @property
-    def base_exceptions(self):
+    def base_exceptions(self) -> type[Exception]:
         return DatabaseError
 
-    def _execute(self, sql: str, params: tuple):
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         sql = sql.format(p=self.db.param)
         if not self._own:
             # A pooled connection of the app's database: hand it back at once.
@@ -134,18 +139,22 @@ def storage_for(database_url: str, uri: str = "") -> Storage:
             uri = f"certapi+sql://{urlsplit(database_url).path}-ratelimit"
         else:
             uri = "certapi+sql://"
-    return storage_from_string(uri)
+    storage = storage_from_string(uri)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"rate-limit storage {uri!r} is an asyncio one; certapi counts "
+                         "from worker threads and needs a synchronous storage")
+    return storage
 
 
 class Limiter:
     """Counts hits per key and says whether one is admitted, with the numbers the
     response headers need."""
 
-    def __init__(self, storage: Storage, default_limit: int):
+    def __init__(self, storage: Storage, default_limit: int) -> None:
         self.storage, self.default_limit = storage, default_limit
         self.strategy = FixedWindowRateLimiter(storage)
 
-    def limit_for(self, caller: dict) -> int:
+    def limit_for(self, caller: dict[str, Any]) -> int:
         own = caller.get("rate_limit")
         return self.default_limit if own is None else own
 
@@ -181,16 +190,16 @@ class RateLimit:
     """ASGI layer: counts the request against its key before anything else runs, answers
     429 over the limit, and adds the rate-limit headers to every counted response."""
 
-    def __init__(self, app, limiter: Limiter):
+    def __init__(self, app: ASGIApp, limiter: Limiter) -> None:
         self.app, self.limiter = app, limiter
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _UNCOUNTED.match(scope["path"]):
             return await self.app(scope, receive, send)
         authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         caller = await auth.identify(authorization.decode("latin-1")) if authorization else None
         limit = self.limiter.limit_for(caller) if caller else 0
-        if not limit:
+        if caller is None or not limit:
             return await self.app(scope, receive, send)
         key_id = caller["key_id"]
         try:
@@ -212,7 +221,7 @@ class RateLimit:
             await send({"type": "http.response.body", "body": body})
             return
 
-        async def send_with_headers(message):
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent = message.get("headers", [])
                 if any(k.lower() == REPLAYED for k, _ in sent):
@@ -227,7 +236,7 @@ class RateLimit:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app, settings) -> None:
+def install(app: FlaskApp, settings: Settings) -> None:
     """Put the limiter in front of ``app``'s stack; CERTAPI_RATE_LIMIT=0 leaves it out."""
     if settings.rate_limit <= 0:
         return
