@@ -202,7 +202,8 @@ VARIANTS = {
     # name: (how it breaks, scenarios that must fail, text every failure must contain,
     #        whether only those scenarios may fail)
     "enroll answers 200, not 201": (
-        dict(change=enroll_answers_200), {"seed.enroll_shape"}, "expected 201", True),
+        dict(change=enroll_answers_200), {"seed.enroll_shape", "traffic.idempotent_replay"},
+        "expected 201", True),
     "user_email missing": (
         dict(change=drop_everywhere("user_email")), {"seed.enroll_shape"}, "user_email", False),
     "assessment_passed never set": (
