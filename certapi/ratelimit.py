@@ -197,7 +197,12 @@ class RateLimit:
         if scope["type"] != "http" or _UNCOUNTED.match(scope["path"]):
             return await self.app(scope, receive, send)
         authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        caller = await auth.identify(authorization.decode("latin-1")) if authorization else None
+        try:
+            caller = await auth.identify(authorization.decode("latin-1")) if authorization else None
+        except Exception:
+            # This layer sits outside the error handler. The security layer repeats the
+            # lookup and answers its failure (503 for an outage, 500 otherwise) and logs it.
+            caller = None
         limit = self.limiter.limit_for(caller) if caller else 0
         if caller is None or not limit:
             return await self.app(scope, receive, send)
