@@ -79,11 +79,12 @@ def rate_limit_headers(ctx):
     """Every counted response carries X-RateLimit-Limit/-Remaining, RateLimit-Policy and
     RateLimit, which agree; /health is not counted."""
     api = ctx.write
-    limit, before = _limit_headers(api.get("/partners"))
-    _limit_headers(api.get("/partners/00000000-0000-0000-0000-000000000000"))  # a 404 counts too
+    limit, before = _limit_headers(expect.status(api.get("/partners"), 200))
+    _limit_headers(expect.status(  # a 404 counts too
+        api.get("/partners/00000000-0000-0000-0000-000000000000"), 404))
     health = api.get("/health", scheme=None)
     expect.status(health, 200)
-    _, after = _limit_headers(api.get("/partners"))
+    _, after = _limit_headers(expect.status(api.get("/partners"), 200))
     # Two counted requests since ``before`` (unless a new window began meanwhile).
     expect.check(after == before - 2 or after > before,
                  f"X-RateLimit-Remaining went {before} → {after} over two counted requests "
@@ -99,7 +100,7 @@ def rate_limit_exceeded(ctx):
     def send():
         return limited.client.request("GET", limited.prefix + "/partners",
                                       headers={"Authorization": f"Bearer {limited.key}"})
-    first = send()
+    first = expect.status(send(), 200, 429)  # 429: an earlier run used this minute up
     limit, remaining = _limit_headers(first)
     if remaining > REACHABLE:
         raise Skip(f"the limited key has {remaining} requests left this minute, too many to "
