@@ -48,4 +48,4 @@ bench-quick:
 	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
 clean:
-	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal certapi.db.lock
+	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal certapi.db.lock certapi.db-ratelimit* certapi.db-idempotency.lock

@@ -156,7 +156,7 @@ def wrk_args(layout: Layout, key: str, threads: int, part: int, parts: int) -> d
         "certifications": layout.certifications, "free_users": layout.free_users,
         "partners": layout.partners, "partner_every": layout.partner_every,
         "progress_pool": layout.progress_pool, "attempt_pool": layout.attempt_pool,
-        "per_page": PER_PAGE, "progress": PROGRESS,
+        "per_page": PER_PAGE, "progress": PROGRESS, "nonce": time.time_ns(),
     }
 
 
@@ -332,6 +332,9 @@ def main(argv=None) -> int:
                         help="program-scale measurements after the scenarios, certapi only "
                              "(stats, csv, bulk; empty for none)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--idempotency-keys", default="",
+                        help="servers (by name, comma-separated) whose writes each carry an "
+                             "Idempotency-Key")
     parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     args = parser.parse_args(argv)
 
@@ -348,6 +351,7 @@ def main(argv=None) -> int:
         name, _, app = item.partition("=")
         apps[name] = app or TARGETS[name]
     names = list(apps)
+    keyed = set(filter(None, args.idempotency_keys.split(",")))
     scenarios = [s for s in args.scenarios.split(",") if s]
     ensure_wrk()
 
@@ -394,8 +398,9 @@ def main(argv=None) -> int:
                 part = 2 * round_ + (1 if scenario == "mix" else 0)
                 params = wrk_args(layout, key, args.threads, part, 2 * rounds)
                 for server in order:
-                    result = run_wrk(server.url, scenario, params, duration, args.threads,
-                                     args.connections)
+                    idem = {"idem": int(server.name in keyed)}
+                    result = run_wrk(server.url, scenario, {**params, **idem}, duration,
+                                     args.threads, args.connections)
                     raw[server.name].setdefault(scenario, []).append(result)
                     done += 1
                     # From the slices so far (wrk's start and stop included), not the nominal length.

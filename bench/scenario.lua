@@ -61,6 +61,16 @@ end
 
 local builders = {}
 
+-- With idem=1 every write carries an Idempotency-Key of its own (the nonce is new for
+-- each run, so keys never repeat on one database).
+local function write(method, path, body)
+  if cfg.idem == 1 then
+    counters.idem = (counters.idem or 0) + 1
+    body_headers["Idempotency-Key"] = string.format("%s-%s-%d-%d", cfg.scenario, cfg.nonce, id, counters.idem)
+  end
+  return wrk.format(method, path, body_headers, body)
+end
+
 function builders.enroll()
   local p = walk("enroll", cfg.free_users * (cfg.certifications - 1))
   local c = 1 + p % (cfg.certifications - 1)
@@ -72,8 +82,7 @@ function builders.enroll()
   else
     body = string.format('{"user_uuid":"%s"}', uid(USER, u))
   end
-  return wrk.format("POST", string.format("/v1/certifications/%s/enrollments", uid(CERTIFICATION, c)),
-                    body_headers, body)
+  return write("POST", string.format("/v1/certifications/%s/enrollments", uid(CERTIFICATION, c)), body)
 end
 
 function builders.get()
@@ -106,7 +115,7 @@ function builders.list_last() return list(math.ceil(cfg.big / cfg.per_page)) end
 function builders.progress()
   local j = walk("progress", cfg.progress_pool)
   local body = string.format('{"progress_percentage":%d}', cfg.progress)
-  return wrk.format("PATCH", enrollment_path(cfg.big + j), body_headers, body)
+  return write("PATCH", enrollment_path(cfg.big + j), body)
 end
 
 function builders.attempt()
@@ -119,8 +128,8 @@ function builders.attempt()
     -- Completed on the first lap: a neighbour never passes, so it is still open.
     if j + 1 < cfg.progress_pool + cfg.attempt_pool then j = j + 1 else j = j - 1 end
   end
-  return wrk.format("POST", enrollment_path(cfg.big + j) .. "/assessment-attempts",
-                    body_headers, string.format('{"score":%d}', score))
+  return write("POST", enrollment_path(cfg.big + j) .. "/assessment-attempts",
+               string.format('{"score":%d}', score))
 end
 
 -- The mix: 20 slots, 55% reads and 45% writes.

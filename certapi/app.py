@@ -11,7 +11,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.utils import get_function_from_name
 
-from certapi import auth, errors, swagger_ui
+from certapi import auth, errors, idempotency, ratelimit, swagger_ui
 from certapi.config import Settings
 from certapi.logs import configure as configure_logging
 from certapi.middleware import (
@@ -94,4 +94,6 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING,
                        max_bytes=settings.max_body_bytes)
     app.add_middleware(MediaTypeCase, position=MiddlewarePosition.BEFORE_ROUTING)
+    ratelimit.install(app, settings)
+    idempotency.install(app.app, settings)
     return app

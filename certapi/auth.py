@@ -48,7 +48,8 @@ def _lookup(key: str) -> dict[str, Any] | None:
         row = ApiKey.find_active(key)
     if row is None:
         return None
-    return {"sub": row.account_id, "permission": row.permission, "key_id": row.uuid}
+    return {"sub": row.account_id, "permission": row.permission, "key_id": row.uuid,
+            "rate_limit": row.rate_limit}
 
 
 async def _verified(key: str) -> dict[str, Any] | None:
@@ -98,3 +99,10 @@ async def authenticate_header(header: str, request: Request) -> Any:
 # keyword arguments to pass); inspect.signature returns a __signature__ as it is.
 for _function in (authenticate, authenticate_bearer, authenticate_header):
     _function.__signature__ = inspect.signature(_function)  # type: ignore[union-attr]
+
+
+async def identify(header: str | None) -> dict[str, Any] | None:
+    """The verified key an ``Authorization`` value names (cached as for authenticate), or
+    None: for layers that act before security runs, such as the rate limiter."""
+    key = parse_authorization(header) if header else None
+    return await _verified(key) if key else None

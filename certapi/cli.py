@@ -143,7 +143,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     account = _account(args.account_uuid)
     if account is None:
         return 1
-    _, plain = ApiKey.issue(account, args.permission)
+    _, plain = ApiKey.issue(account, args.permission, rate_limit=args.rate_limit)
     print(plain)
     return 0
 
@@ -158,7 +158,11 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     keys = ApiKey.select().where(ApiKey.account == account).order_by(ApiKey.created_at)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if key.revoked_at else "active"
-        print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  {state}")
+        # A key without a limit of its own follows the server's CERTAPI_RATE_LIMIT.
+        limit = ("default" if key.rate_limit is None
+                 else f"{key.rate_limit}/min" if key.rate_limit else "unlimited")
+        print(f"{key.uuid}  {key.hint}…  {key.permission:5}  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+              f"{limit:9}  {state}")
     return 0
 
 
@@ -183,7 +187,14 @@ def cmd_contract(args: argparse.Namespace) -> int:
     return run(args.base_url, args.api_key, read_key=args.read_key,
                second_account_key=args.second_account_key, junit=args.junit, select=args.k,
                json_path=args.json, strict=args.strict, api_root=args.api_root,
-               webhook_receiver=args.webhook_receiver)
+               webhook_receiver=args.webhook_receiver,
+               limited_key=args.limited_key)
+
+
+def _rate_limit(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number of requests per minute (0: unlimited)")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -253,9 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     kcreate.add_argument("account_uuid", help="the account the key acts for (certapi accounts list)")
     kcreate.add_argument("--permission", choices=["read", "write"], default="write",
                          help="read: GET only; write: everything (default %(default)s)")
+    kcreate.add_argument("--rate-limit", type=_rate_limit, metavar="N",
+                         help="this key's requests per minute (0: unlimited; default: "
+                              "$CERTAPI_RATE_LIMIT, 500)")
     kcreate.set_defaults(func=cmd_keys_create)
     klist = keys.add_parser("list", parents=[common],
-                            help="list an account's keys: id, hint, permission, created, state")
+                            help="list an account's keys: id, hint, permission, created, rate limit, state")
     klist.add_argument("account_uuid", help="the account whose keys to list")
     klist.set_defaults(func=cmd_keys_list)
     krevoke = keys.add_parser("revoke", parents=[common], help="revoke a key by its id")
@@ -273,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--api-key", required=True, help="a write key of the account to use")
     contract.add_argument("--read-key", help="a read-only key of the same account")
     contract.add_argument("--second-account-key", help="a write key of another account")
+    contract.add_argument("--limited-key",
+                          help="a key with a small rate limit (--rate-limit 5), used up by the 429 check")
     contract.add_argument("--junit", metavar="PATH", help="write a JUnit XML report here")
     contract.add_argument("-k", metavar="TEXT", help="run only scenarios whose name contains TEXT")
     contract.add_argument("--json", metavar="PATH",

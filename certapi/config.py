@@ -47,3 +47,12 @@ class Settings:
     validate_responses: bool = field(
         default_factory=lambda: _bool_env("CERTAPI_VALIDATE_RESPONSES", False)
     )
+    # Requests per minute per API key unless the key has its own limit; 0 turns limiting off.
+    rate_limit: int = field(default_factory=lambda: _int_env("CERTAPI_RATE_LIMIT", 500))
+    # Where the counters live: empty for the database (see certapi.ratelimit), or any
+    # storage URI of the `limits` library (redis://host:6379, memory:// for one process).
+    rate_limit_storage: str = field(
+        default_factory=lambda: os.environ.get("CERTAPI_RATE_LIMIT_STORAGE", ""))
+    # How long an Idempotency-Key's answer is kept.
+    idempotency_ttl_hours: int = field(
+        default_factory=lambda: _int_env("CERTAPI_IDEMPOTENCY_TTL_HOURS", 24))

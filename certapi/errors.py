@@ -61,6 +61,10 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
 
 
+class TooManyRequests(ApiError):
+    status, code = 429, "rate_limit_exceeded"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
@@ -87,6 +91,11 @@ _FRAMEWORK_MESSAGES = {
 
 def envelope(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
+
+
+def envelope_bytes(code: str, message: str) -> bytes:
+    """The envelope as the bytes of a response body, for layers that answer outside Connexion."""
+    return json.dumps(envelope(code, message), separators=(",", ":")).encode()
 
 
 def _from_status(status: int, message: str, headers: dict | None) -> ApiError:
@@ -149,7 +158,7 @@ async def answer(request: ConnexionRequest, exc: Exception) -> ConnexionResponse
     error = as_api_error(exc, request.scope.get("state", {}).get("request_id", "-"))
     return ConnexionResponse(
         status_code=error.status, content_type="application/json", headers=error.headers,
-        body=json.dumps(envelope(error.code, error.message), separators=(",", ":")).encode(),
+        body=envelope_bytes(error.code, error.message),
     )
 
 

@@ -3,7 +3,7 @@ random bits, so a fast hash is enough to make a stolen table useless."""
 import hashlib
 import secrets
 
-from peewee import CharField, DateTimeField, ForeignKeyField
+from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField
 
 from models.base import BaseModel, utcnow
 
@@ -29,15 +29,21 @@ class ApiKey(BaseModel):
     permission = CharField(max_length=8, choices=[(p, p) for p in PERMISSIONS])
     created_at = DateTimeField(default=utcnow)
     revoked_at = DateTimeField(null=True)
+    # Requests per minute for this key; null: the server's default (CERTAPI_RATE_LIMIT).
+    rate_limit = IntegerField(null=True)
 
     @classmethod
-    def issue(cls, account: Account, permission: str = "write") -> tuple["ApiKey", str]:
+    def issue(cls, account: Account, permission: str = "write",
+              rate_limit: int | None = None) -> tuple["ApiKey", str]:
         """Create a key; the plain key is returned once and never stored."""
         if permission not in PERMISSIONS:
             raise ValueError(f"permission must be one of {', '.join(PERMISSIONS)}")
+        if rate_limit is not None and rate_limit < 0:
+            raise ValueError("rate limit must be 0 (unlimited) or more requests per minute")
         plain = KEY_PREFIX + secrets.token_urlsafe(32)
         row = cls.create(
-            account=account, key_hash=hash_key(plain), hint=plain[:10], permission=permission
+            account=account, key_hash=hash_key(plain), hint=plain[:10], permission=permission,
+            rate_limit=rate_limit,
         )
         return row, plain
 

@@ -11,3 +11,9 @@ from tests.fuzzing import Steering
 
 STEERING = Steering(json.loads(Path(os.environ["CERTAPI_FUZZ_WORLD"]).read_text()))
 STEERING.register(schemathesis.hook)
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    # The command line sends cases of the examples and coverage phases without map_case.
+    STEERING.unique_idempotency_key(case)

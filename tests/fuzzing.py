@@ -12,6 +12,7 @@ coverage cases are built while collecting and go as they are.)
 DELETEs use up spare resources one after the other, and PATCHes of a certification or
 an enrollment get their own, so one operation does not take the target away from others.
 """
+import itertools
 import os
 import re
 import tomllib
@@ -21,6 +22,9 @@ from pathlib import Path
 
 from schemathesis.config import SchemathesisConfig
 
+from certapi.idempotency import HEADER as IDEMPOTENCY_HEADER
+from certapi.idempotency import WELL_FORMED, normalize
+
 CONFIG_PATH = Path(__file__).with_name("fuzz.toml")
 # Budgets: small by default so `make test` stays quick; .ci/run raises them.
 EXAMPLES_ENV = "CERTAPI_FUZZ_EXAMPLES"
@@ -29,6 +33,7 @@ STATEFUL_SCENARIOS = 5  # stateful scenarios per example of the other phases
 SEED = 20261126
 
 # The spec's Uuid pattern, used with fullmatch (a `$` would let "<uuid>\n" through).
+_FUZZ_PREFIX = re.compile(r"^(fuzz-\d+-)+")
 UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
     r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff"
@@ -149,6 +154,7 @@ class Steering:
         self.seen: set[str] = set()
         self.gone: set[str] = set()  # deleted with a 2xx
         self.statuses: dict[str, Counter] = defaultdict(Counter)
+        self._keys = itertools.count()
         if world is not None:
             self.aim(world)
 
@@ -166,6 +172,7 @@ class Steering:
         return zlib.crc32(key) % 4 != 0
 
     def map_case(self, context, case):
+        self.unique_idempotency_key(case)
         if not self.world:
             return case
         # Stateful checks count every value changed after generation as one a link gave,
@@ -191,6 +198,18 @@ class Steering:
             if label in ("POST /users", "PATCH /users/{uuid}") and self._unknown(body.get("partnership_uuid")):
                 body["partnership_uuid"] = self.world["partner"]
         return case
+
+    def unique_idempotency_key(self, case) -> None:
+        """Generated requests share the few keys the spec's pattern makes likely (and a
+        stateful step may inherit its predecessor's headers), and the same key with
+        another request is rightly a 422: a well-formed key is made unique to each call.
+        Malformed ones are left as generated, to be refused. Runs from map_case and, as
+        Schemathesis skips map_case for some cases, before each call too (tests/test_fuzz.py,
+        and the before_call hook of tests/fuzz_hooks.py for the command line)."""
+        key = (case.headers or {}).get(IDEMPOTENCY_HEADER)
+        if isinstance(key, str) and WELL_FORMED.fullmatch(key):
+            base = _FUZZ_PREFIX.sub("", normalize(key)) or "k"
+            case.headers[IDEMPOTENCY_HEADER] = f"fuzz-{next(self._keys)}-{base}"[:255]
 
     def _unknown(self, value) -> bool:
         """A well-formed uuid that names nothing the run has seen."""

@@ -283,3 +283,22 @@ def test_installed_command_as_a_subprocess(tmp_path):
     failed = subprocess.run([str(command), "keys", "list", "3f2b8c1e-7d4a-4c2e-9b1a-2f6d8e0c4a51"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert failed.returncode != 0 and failed.stderr.startswith("error: ")
+
+
+def test_keys_create_with_a_rate_limit_which_list_shows_and_the_api_applies(cli, shared, client):
+    account = cli("accounts", "create", "Limited", url=shared)[1].strip()
+    limited = cli("keys", "create", account, "--rate-limit", "2", url=shared)[1].strip()
+    unlimited = cli("keys", "create", account, "--rate-limit", "0", url=shared)[1].strip()
+    default = cli("keys", "create", account, url=shared)[1].strip()
+    code, out, err = cli("keys", "list", account, url=shared)
+    assert (code, err) == (0, "")
+    shown = [line.split()[4] for line in out.splitlines()]
+    assert shown == ["2/min", "unlimited", "default"]
+    for key, expected in ((limited, "2"), (default, "500")):
+        response = client.get("/v1/partners", headers={"Authorization": f"Bearer {key}"})
+        assert response.headers["x-ratelimit-limit"] == expected
+    response = client.get("/v1/partners", headers={"Authorization": f"Bearer {unlimited}"})
+    assert response.status_code == 200 and "x-ratelimit-limit" not in response.headers
+    for bad in ("-1", "many", "1.5"):
+        code, out, err = cli("keys", "create", account, "--rate-limit", bad, url=shared)
+        assert code == 2 and "--rate-limit" in err

@@ -24,16 +24,24 @@ from certapi.contract import Keys, exit_code, format_table, run_suite, write_jso
 from certapi.contract.command import find_api_root, split_base_url
 from certapi.contract.runner import MISSING, scenarios
 from certapi.contract.schemas import path_methods
+from models import Account, ApiKey
 from tests.conftest import PRODUCED, make_tenant, operation_for
 
 CERTAPI = str(Path(sys.executable).with_name("certapi"))
 ENROLL = "/v1/certifications/{}/enrollments"
+SUITE_RATE_LIMIT = 100_000
 
 
 @pytest.fixture
 def keys(app) -> Keys:
     first, second = make_tenant("Contract"), make_tenant("Contract other")
-    return Keys(first.key, first.read_key, second.key)
+    # One suite run makes more than the default 500 requests a minute per key; the agent
+    # would wait out each 429. The suite's keys get a limit it does not reach (still
+    # counted, so the rate-limit headers are there to check); the limited key is the 429's.
+    ApiKey.update(rate_limit=SUITE_RATE_LIMIT).where(
+        ApiKey.account.in_([first.uuid, second.uuid])).execute()
+    _, limited = ApiKey.issue(Account.get_by_id(first.uuid), "read", rate_limit=5)
+    return Keys(first.key, first.read_key, second.key, limited)
 
 
 def _record(response: httpx.Response) -> None:
@@ -209,7 +217,8 @@ VARIANTS = {
     # name: (how it breaks, scenarios that must fail, text every failure must contain,
     #        whether only those scenarios may fail)
     "enroll answers 200, not 201": (
-        dict(change=enroll_answers_200), {"seed.enroll_shape"}, "expected 201", True),
+        dict(change=enroll_answers_200), {"seed.enroll_shape", "traffic.idempotent_replay"},
+        "expected 201", True),
     "user_email missing": (
         dict(change=drop_everywhere("user_email")), {"seed.enroll_shape"}, "user_email", False),
     "assessment_passed never set": (
@@ -472,9 +481,11 @@ def test_cli_against_a_real_server(tmp_path):
            "CERTAPI_WEBHOOK_ALLOW_PRIVATE": "1"}  # the suite's webhook receiver is on loopback
     _cli("migrate", env=env)
     first, second = _cli("accounts", "create", "First", env=env), _cli("accounts", "create", "Second", env=env)
-    write = _cli("keys", "create", first, env=env)
-    read = _cli("keys", "create", first, "--permission", "read", env=env)
-    other = _cli("keys", "create", second, env=env)
+    suite_limit = ("--rate-limit", str(SUITE_RATE_LIMIT))
+    write = _cli("keys", "create", first, *suite_limit, env=env)
+    read = _cli("keys", "create", first, "--permission", "read", *suite_limit, env=env)
+    other = _cli("keys", "create", second, *suite_limit, env=env)
+    limited = _cli("keys", "create", first, "--rate-limit", "5", env=env)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("w") as log:
@@ -493,8 +504,8 @@ def test_cli_against_a_real_server(tmp_path):
         report, as_json = tmp_path / "junit.xml", tmp_path / "contract.json"
         done = subprocess.run(
             [CERTAPI, "contract", "--base-url", base, "--api-key", write, "--read-key", read,
-             "--second-account-key", other, "--junit", str(report), "--json", str(as_json),
-             "--strict", "--webhook-receiver", "auto"],
+             "--second-account-key", other, "--limited-key", limited, "--junit", str(report),
+             "--json", str(as_json), "--strict", "--webhook-receiver", "auto"],
             env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"API root: {base}/v1" in done.stderr

@@ -55,7 +55,8 @@ class FuzzKey:
 def fuzz_app(app):
     """The app, with an account no other test touches, its key and a seeded world."""
     ApiKey.create(account=Account.create(name="Fuzz"), key_hash=hash_key(FUZZ_KEY),
-                  hint=FUZZ_KEY[:10], permission="write")
+                  hint=FUZZ_KEY[:10], permission="write",
+                  rate_limit=0)  # unlimited: thousands of cases must not turn into 429s
     headers = {"Authorization": f"Bearer {FUZZ_KEY}"}
     with app.test_client() as client:
         def post(path, body):
@@ -70,6 +71,7 @@ def fuzz_app(app):
 
 @SCHEMA.parametrize()
 def test_operation(case, fuzz_app):
+    STEERING.unique_idempotency_key(case)
     case.call_and_validate()
 
 
@@ -88,6 +90,10 @@ def test_stateful(fuzz_app):
             except FailureGroup as exc:
                 failures.append(exc)
                 raise
+
+        def before_call(self, case):
+            STEERING.unique_idempotency_key(case)
+            super().before_call(case)
 
         def teardown(self):
             scenarios.append(1)

@@ -111,6 +111,8 @@ class Agent:
         # Any 2xx counts: an implementation answering 200 instead of 201 still created it.
         if method != "POST" or not response.is_success:
             return
+        if response.headers.get("idempotent-replayed") == "true":  # the first answer's, made nothing
+            return
         for pattern, kind in _CREATES:
             if pattern.match(path.split("?")[0]):
                 try:

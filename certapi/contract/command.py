@@ -43,14 +43,15 @@ def find_api_root(client: httpx.Client, prefix: str | None) -> str:
 def run(base_url: str, api_key: str, read_key: str | None = None,
         second_account_key: str | None = None, junit: str | None = None,
         select: str | None = None, json_path: str | None = None, strict: bool = False,
-        api_root: str | None = None, webhook_receiver: str | None = None) -> int:
+        api_root: str | None = None, webhook_receiver: str | None = None,
+        limited_key: str | None = None) -> int:
     """Exit status: 0 all passed (MISSING allowed unless ``strict``), 1 a scenario failed,
     2 nothing to run (no server answering, no scenario selected)."""
     from certapi.contract import webhooks
 
     webhooks.configure(webhook_receiver)
     root, prefix = split_base_url(base_url, api_root)
-    keys = Keys(api_key, read_key, second_account_key)
+    keys = Keys(api_key, read_key, second_account_key, limited_key)
     chosen = (lambda name: select in name) if select else None
 
     def progress(result):

@@ -21,12 +21,13 @@ from certapi.contract.expect import ContractFailure, Missing, Skip
 from certapi.contract.routes import absent
 
 TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy", "scale",
-          "webhooks")
+          "webhooks", "traffic")
 OUTCOMES = ("PASS", "FAIL", "MISSING", "SKIP")
 # Why a scenario that needs a key did not run; the CLI option names what to pass.
 MISSING = {
     "read": "no read-only key given (--read-key): read-only key checks not run",
     "other": "no second account's key given (--second-account-key): tenant isolation not checked",
+    "limited": "no key with a small rate limit given (--limited-key): the 429 not checked",
 }
 
 
@@ -35,6 +36,7 @@ class Keys:
     write: str
     read: str | None = None
     other: str | None = None  # a write key of a second account
+    limited: str | None = None  # a key with a small rate limit (used up by the suite)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Context:
     write: Agent
     read: Agent | None
     other: Agent | None
+    limited: Agent | None = None
 
 
 REGISTRY: dict[str, Scenario] = {}
@@ -120,7 +123,8 @@ def run_one(item: Scenario, client: httpx.Client, keys: Keys, prefix: str, run_i
     def agent(key, label):
         return Agent(client, prefix, key, tracker, tag, label) if key else None
 
-    context = Context(agent(keys.write, "w"), agent(keys.read, "r"), agent(keys.other, "o"))
+    context = Context(agent(keys.write, "w"), agent(keys.read, "r"), agent(keys.other, "o"),
+                      agent(keys.limited, "l"))
     outcome, reason = "PASS", ""
     try:
         item.func(context)
