@@ -326,6 +326,12 @@ def bodies(api) -> dict:
         "createEnrollmentsBulk": {"enrollments": [{"user_uuid": ABSENT_UUID}]},
         "updateEnrollmentProgress": {"progress_percentage": 10},
         "createAttempt": {"score": 50},
+        "createWebhookEndpoint": {"url": "https://hooks.example.com/certapi"},
+        "updateWebhookEndpoint": {"enabled": True},
+        # These three take no body: the key alone names the request.
+        "rotateWebhookSecret": None,
+        "sendTestEvent": None,
+        "retryWebhookDelivery": None,
     }
 
 
