@@ -209,10 +209,12 @@ class RateLimit:
         key_id = caller["key_id"]
         try:
             admitted, remaining, reset = await asyncio.to_thread(self.limiter.hit, key_id, limit)
-        except Exception:
+        except Exception as exc:
             # Counting is a safeguard, not the service: if the counters cannot be
-            # reached, serve the request uncounted rather than fail it.
-            log.exception("rate-limit counters unavailable; request not counted")
+            # reached or written (an outage, a read-only database), serve the request
+            # uncounted rather than fail it. An outage is not a bug: one line, no traceback.
+            log.warning("rate-limit counters unavailable; request not counted (%s: %s)",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             return await self.app(scope, receive, send)
         extra = headers(limit, remaining, reset)
         if not admitted:
