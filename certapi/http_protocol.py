@@ -19,13 +19,12 @@ than h11, which bounds the head itself) for its speed: its callbacks tell where 
 request is, which is all the bounds need.
 """
 import asyncio
-import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from certapi.config import Settings
-from certapi.errors import envelope
+from certapi.errors import envelope_bytes
 
 
 class _HeadTooLarge(Exception):
@@ -38,7 +37,7 @@ _HEAD, _BODY, _DONE = "head", "body", "done"
 
 
 def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
-    body = json.dumps(envelope(code, message), separators=(",", ":")).encode()
+    body = envelope_bytes(code, message)
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
     return head.encode("ascii") + body
