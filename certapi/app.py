@@ -11,7 +11,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.utils import get_function_from_name
 
-from certapi import auth, errors, idempotency, ratelimit, swagger_ui
+from certapi import auth, errors, idempotency, metrics, ratelimit, swagger_ui
 from certapi.config import Settings
 from certapi.logs import configure as configure_logging
 from certapi.middleware import (
@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
 
     # Added in this order, each lands just before routing/exception handling, so the
     # outermost is RequestLog, then the 405 and size checks inside the error handlers.
-    app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    recorder = metrics.install(app.app) if settings.metrics else None
+    app.add_middleware(RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, record=recorder)
     app.add_middleware(HostHeader, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(AllowedMethods, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(PathControlCharacters, position=MiddlewarePosition.BEFORE_ROUTING)

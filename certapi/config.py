@@ -2,6 +2,7 @@
 import os
 from dataclasses import dataclass, field
 
+from certapi.metrics_dir import metrics_enabled
 from models.db import database_url
 
 
@@ -56,3 +57,5 @@ class Settings:
     # How long an Idempotency-Key's answer is kept.
     idempotency_ttl_hours: int = field(
         default_factory=lambda: _int_env("CERTAPI_IDEMPOTENCY_TTL_HOURS", 24))
+    # GET /metrics and the recording behind it; CERTAPI_METRICS=off leaves both out.
+    metrics: bool = field(default_factory=metrics_enabled)

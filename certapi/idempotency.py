@@ -29,6 +29,7 @@ from typing import Any
 import flask
 from connexion import context as connexion_context
 
+from certapi import metrics
 from certapi.config import Settings
 from certapi.errors import ApiError, Conflict, ValidationFailed, envelope_bytes
 from models.base import utcnow
@@ -209,6 +210,7 @@ class Idempotency:
         if stored.location:
             response.headers["Location"] = stored.location
         response.headers[REPLAYED] = "true"
+        metrics.IDEMPOTENT_REPLAYS.inc()
         return response
 
 

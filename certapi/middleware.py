@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -41,10 +42,13 @@ class RequestLog:
     state, where the error handler finds it for its log line) and logs one line when
     the request ends. The line's values come from the client, so each is escaped to one
     field of visible ASCII (certapi.logs); in JSON mode they are the record's fields,
-    with the operationId and the caller's account (put in the state by certapi.auth)."""
+    with the operationId and the caller's account (put in the state by certapi.auth).
+    ``record`` (certapi.metrics) counts and times the request from the same figures."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp,
+                 record: Callable[[str | None, int, float], None] | None = None):
         self.app = app
+        self.record = record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,17 +72,21 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             method, path = scope["method"], scope["path"]
-            milliseconds = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            milliseconds = seconds * 1000
+            operation_id = spec.operation_id(method, path)
             access_log.info(
                 "%s %s %s %.1fms request_id=%s",
                 escape_field(method), escape_field(path), status, milliseconds, request_id,
                 extra={
                     "request_id": request_id, "method": method, "path": path, "status": status,
                     "duration_ms": round(milliseconds, 1),
-                    "operation_id": spec.operation_id(method, path),
+                    "operation_id": operation_id,
                     "account": scope["state"].get("account"),
                 },
             )
+            if self.record is not None:
+                self.record(operation_id, status, seconds)
 
 
 class BodyLimit:

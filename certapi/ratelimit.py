@@ -30,7 +30,7 @@ from limits.strategies import FixedWindowRateLimiter
 from peewee import DatabaseError, SqliteDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from certapi import auth
+from certapi import auth, metrics
 from certapi.config import Settings
 from certapi.errors import TooManyRequests, envelope_bytes
 from models.db import database, is_sqlite
@@ -39,7 +39,7 @@ log = logging.getLogger("certapi.error")
 WINDOW_SECONDS = 60
 REPLAYED = b"idempotent-replayed"
 # Paths the limiter never counts: no key is needed there.
-_UNCOUNTED = re.compile(r"^/v1/(health|openapi\.json|ui(/.*)?)$")
+_UNCOUNTED = re.compile(r"^/v1/(health|ready|openapi\.json|ui(/.*)?)$")
 _COUNTER_TABLE = """CREATE TABLE IF NOT EXISTS rate_limit_counter (
     name VARCHAR(255) PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)"""
 # One statement counts a hit and starts a new window when the old one has ended; the
@@ -218,6 +218,7 @@ class RateLimit:
             return await self.app(scope, receive, send)
         extra = headers(limit, remaining, reset)
         if not admitted:
+            metrics.RATE_LIMITED.inc()
             body = envelope_bytes(TooManyRequests.code,
                                   f"Rate limit of {limit} requests per minute exceeded; "
                                   f"retry after {max(1, math.ceil(reset))} seconds")

@@ -17,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
 from certapi.http_protocol import BoundedHttpToolsProtocol
+from certapi.metrics_dir import multiprocess_dir
 
 WORKER_CLASS = "certapi.server.Worker"
 
@@ -72,6 +73,17 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
         uvicorn.run("certapi.server:served_app", factory=True, host=host, port=port,
                     access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol)
         return
+    with multiprocess_dir() as metrics_dir:
+        _gunicorn(host, port, workers, log_level, metrics_dir)
+
+
+def _worker_exited(_arbiter: object, worker: object) -> None:
+    from certapi.metrics import worker_exited
+
+    worker_exited(worker.pid)  # type: ignore[attr-defined]
+
+
+def _gunicorn(host: str, port: int, workers: int, log_level: str, metrics_dir: str | None) -> None:
     _Gunicorn({
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
@@ -84,6 +96,8 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
         # gunicorn's runtime control socket lives at one path per user ($HOME): two
         # instances on a host would fight over it, and `certapi serve` does not use it.
         "control_socket_disable": True,
+        # A dead or restarted worker's gauges leave the sums /metrics reports.
+        **({"child_exit": _worker_exited} if metrics_dir else {}),
     }).run()
 
 

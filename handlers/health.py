@@ -1,5 +1,6 @@
 from peewee import PeeweeException
 
+from certapi import readiness
 from certapi.errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from models.db import database
 from models.probe import check_writable
@@ -16,3 +17,12 @@ def get_health() -> dict[str, str] | Answer:
             database.close()  # reconnect on the next call instead of reusing a dead link
         return {"status": "unavailable"}, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return {"status": "ok"}
+
+
+def get_readiness() -> tuple[dict[str, object], int, dict[str, str]]:
+    found = readiness.checks()
+    failed = readiness.failing(found)
+    body = {"status": "not_ready" if failed else "ready", "checks": found, "failing": failed}
+    if failed:
+        return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return body, 200, {}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import httpx
 from peewee import JOIN
 
+from certapi import metrics
 from certapi.webhooks import signing, ssrf
 from certapi.webhooks.settings import DISABLE_AFTER_SECONDS, MAX_RESPONSE_BYTES, WebhookSettings
 from models import Event, WebhookDelivery, WebhookEndpoint, database
@@ -177,10 +178,19 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome,
         if disable_reason:
             WebhookEndpoint.update(enabled=False, disabled_reason=disable_reason,
                                    updated_at=now).where(this).execute()
+    result = fields.get("status", "retry")
+    metrics.DELIVERIES.labels(result).inc()
+    duration_ms = round(outcome.seconds * 1000, 1)
+    # In JSON mode (certapi.logs) the extra fields are the record's: never the endpoint's
+    # URL, secret or the payload.
     log.info("webhook delivery endpoint=%s event_type=%s event_id=%s attempt=%d status=%s "
-             "duration_ms=%.1f%s", endpoint.uuid, delivery.event_type, delivery.event_id,
+             "duration_ms=%.1f outcome=%s%s", endpoint.uuid, delivery.event_type, delivery.event_id,
              delivery.attempts, outcome.status_code if outcome.status_code else "-",
-             outcome.seconds * 1000, f" error={outcome.error!r}" if outcome.error else "")
+             duration_ms, result, f" error={outcome.error!r}" if outcome.error else "",
+             extra={"endpoint_uuid": endpoint.uuid, "event_type": delivery.event_type,
+                    "event_uuid": delivery.event_id, "attempt": delivery.attempts,
+                    "status": outcome.status_code, "duration_ms": duration_ms,
+                    "outcome": result, "error": outcome.error})
 
 
 def purge(settings: WebhookSettings) -> int:
@@ -201,6 +211,7 @@ class Sender:
         self.pool = ThreadPoolExecutor(BATCH, thread_name_prefix="webhook-send")
         self.stopping = threading.Event()
         self._purged_at = 0.0
+        self.beat = time.monotonic()  # when the loop last went round (readiness)
 
     def run_once(self) -> int:
         """Send what is due now (one batch); how many deliveries were sent."""
@@ -217,6 +228,7 @@ class Sender:
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            self.beat = time.monotonic()
             try:
                 if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
                     with database.connection_context():
@@ -239,6 +251,25 @@ class Sender:
 
 def start_background() -> Sender:
     """Run a sender in a daemon thread of this process (what `certapi serve` does)."""
+    global _background
     sender = Sender()
-    threading.Thread(target=sender.run, name="webhook-sender", daemon=True).start()
+    thread = threading.Thread(target=sender.run, name="webhook-sender", daemon=True)
+    thread.start()
+    _background = (sender, thread)
     return sender
+
+
+_background: tuple[Sender, threading.Thread] | None = None
+
+
+def background_state() -> str:
+    """The background sender of this process, for readiness: ``off`` (none started here:
+    CERTAPI_WEBHOOK_BACKGROUND=0 or not `certapi serve`), ``ok``, or ``stopped`` (its
+    thread ended, or its loop has not gone round for longer than any batch can take)."""
+    if _background is None:
+        return "off"
+    sender, thread = _background
+    longest = sender.settings.lease_seconds + sender.settings.poll_seconds + 30
+    if not thread.is_alive() or time.monotonic() - sender.beat > longest:
+        return "stopped"
+    return "ok"

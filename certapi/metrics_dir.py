@@ -1,0 +1,34 @@
+"""The per-run directory where `certapi serve --workers N` keeps its workers' metric
+values (prometheus_client's multiprocess mode). Nothing here imports prometheus_client:
+the directory must be in the environment before it is first imported, or it would count
+each worker for itself."""
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_enabled() -> bool:
+    """``CERTAPI_METRICS``: on unless off, 0, false or no."""
+    return os.environ.get("CERTAPI_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+@contextmanager
+def multiprocess_dir() -> Iterator[str | None]:
+    """A fresh directory for this run, in the environment the workers inherit, removed
+    when the run ends (a leftover of an earlier run would add its counts to this one's).
+    A directory the operator set is used as it is and left in place; with metrics off
+    there is none."""
+    if not metrics_enabled() or os.environ.get(MULTIPROCESS_ENV):
+        yield os.environ.get(MULTIPROCESS_ENV)
+        return
+    path = tempfile.mkdtemp(prefix="certapi-metrics-")
+    os.environ[MULTIPROCESS_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
