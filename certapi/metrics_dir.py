@@ -27,8 +27,12 @@ def multiprocess_dir() -> Iterator[str | None]:
         return
     path = tempfile.mkdtemp(prefix="certapi-metrics-")
     os.environ[MULTIPROCESS_ENV] = path
+    owner = os.getpid()
     try:
         yield path
     finally:
-        os.environ.pop(MULTIPROCESS_ENV, None)
-        shutil.rmtree(path, ignore_errors=True)
+        # gunicorn's forked workers leave by SystemExit through this frame too: only the
+        # process that made the directory removes it, when the whole run ends.
+        if os.getpid() == owner:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)

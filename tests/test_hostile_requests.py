@@ -210,6 +210,8 @@ def _expect_unavailable(response, op_id):
     assert response.headers["retry-after"].isdigit() and int(response.headers["retry-after"]) >= 1
     if op_id == "getHealth":
         assert response.json() == {"status": "unavailable"}
+    elif op_id == "getReadiness":
+        assert response.json()["failing"] == ["database", "migrations"]
     else:
         expect_error(response, 503, "service_unavailable")
 
