@@ -24,9 +24,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
-    disable_created_metrics,
     values,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -41,6 +41,7 @@ PATH = "/metrics"
 NO_OPERATION = "none"
 
 log = logging.getLogger("certapi.metrics")
+OUTAGE: tuple[type[Exception], ...] = (PeeweeException, *DATABASE_UNAVAILABLE)
 
 if os.environ.get(MULTIPROCESS_ENV) and values.ValueClass is values.MutexValue:
     # prometheus_client picks its value store when first imported: imported before the
@@ -127,7 +128,7 @@ class QueueCollector(Collector):
                            .where((WebhookDelivery.status == "pending") & WebhookEndpoint.enabled))
                 depth = pending.count()
                 oldest = pending.order_by(WebhookDelivery.created_at).first()
-        except (PeeweeException, *DATABASE_UNAVAILABLE) as exc:
+        except OUTAGE as exc:
             log.warning("metrics: cannot read the webhook queue (%s)", type(exc).__name__)
             up.add_metric([], 0)
             yield up

@@ -22,7 +22,7 @@ def get_health() -> dict[str, str] | Answer:
 def get_readiness() -> tuple[dict[str, object], int, dict[str, str]]:
     found = readiness.checks()
     failed = readiness.failing(found)
-    body = {"status": "not_ready" if failed else "ready", "checks": found, "failing": failed}
+    body: dict[str, object] = {"status": "not_ready" if failed else "ready", "checks": found, "failing": failed}
     if failed:
         return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return body, 200, {}
