@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from certapi.errors import DATABASE_UNAVAILABLE
+from models.db import database
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PATH = "/metrics"
@@ -82,14 +83,19 @@ def multiprocess_mode() -> bool:
 
 def sample_pool() -> None:
     """Write this process's connection pool counts to the pool gauge."""
-    from models.db import database
-
     pool = database.obj
     in_use, idle = getattr(pool, "_in_use", None), getattr(pool, "_connections", None)
     if in_use is None or idle is None:  # not a pooled database
         return
-    _POOL_IN_USE.set(len(in_use))
-    _POOL_IDLE.set(len(idle))
+    global _pool_seen
+    seen = (len(in_use), len(idle))
+    if seen != _pool_seen:  # most requests leave the counts as they were: no write then
+        _pool_seen = seen
+        _POOL_IN_USE.set(seen[0])
+        _POOL_IDLE.set(seen[1])
+
+
+_pool_seen = (-1, -1)
 
 
 class Recorder:
@@ -116,7 +122,7 @@ class QueueCollector(Collector):
     would otherwise raise a lag alert forever) and the age of the oldest of them."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        from models import WebhookDelivery, WebhookEndpoint, database
+        from models import WebhookDelivery, WebhookEndpoint
         from models.base import utcnow
 
         up = GaugeMetricFamily("certapi_database_up",
