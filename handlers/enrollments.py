@@ -58,7 +58,10 @@ def timestamp(value: str, place: str) -> datetime.datetime:
         raise ValidationFailed(f"{place}: Not an RFC 3339 timestamp") from error
     if parsed.tzinfo is None:
         raise ValidationFailed(f"{place}: The timestamp needs a time zone (Z or ±hh:mm)")
-    return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    try:
+        return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last UTC time Python has
+        return datetime.datetime.max if parsed.year > 1 else datetime.datetime.min
 
 
 def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,

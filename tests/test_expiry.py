@@ -336,6 +336,13 @@ def test_malformed_filters_are_422(api, client, tenant, name, value, owner):
         assert name in expect_error(response, 422, "validation_error")
 
 
+@pytest.mark.parametrize("edge", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"])
+def test_times_past_the_ends_of_the_calendar_in_utc_are_accepted(client, tenant, history, edge):
+    certification, _, e = history
+    found = listed(client, tenant, enrollments_path(certification), expires_before=edge)
+    assert found == ([e["expired"]["uuid"], e["expiring"]["uuid"]] if edge.startswith("9") else [])
+
+
 def test_the_filters_read_an_expires_at_index(history):
     """On SQLite (the backend the plan is checked on) each bounded filter is a range of
     the (certification or user, expires_at) index, not a scan of the owner's rows."""
