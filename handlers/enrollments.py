@@ -1,16 +1,17 @@
 """Enrollments: the seed endpoint and its siblings. The rules are in certapi.lifecycle;
 this module finds rows, applies the rules and stores the result atomically."""
+import datetime
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from peewee import Expression, Field, IntegrityError, ModelSelect
+from peewee import Expression, IntegrityError, ModelSelect
 
 from certapi import csv_export, lifecycle, webhooks
-from certapi.errors import Conflict, NotFound
+from certapi.errors import Conflict, NotFound, ValidationFailed
 from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
-from models import Certification, Enrollment, Partner, User, database
+from models import Certification, Enrollment, Partner, User, base, database
 from models.base import utcnow
 
 Json = dict[str, Any]
@@ -26,16 +27,21 @@ def render(enrollment: Enrollment) -> Json:
     return enrollment.as_json(user_email=enrollment.user.email)
 
 
-# The CSV export's columns: each JSON field of ``render`` and the column it comes from.
-CSV_FIELDS: dict[str, Field] = {
-    "uuid": Enrollment.uuid, "certification_uuid": Enrollment.certification,
-    "user_uuid": Enrollment.user, "user_email": User.email, "partnership_uuid": Enrollment.partner,
-    "status": Enrollment.status, "progress_percentage": Enrollment.progress_percentage,
-    "enrolled_at": Enrollment.enrolled_at, "started_at": Enrollment.started_at,
-    "completed_at": Enrollment.completed_at, "assessment_attempts": Enrollment.assessment_attempts,
-    "assessment_best_score": Enrollment.assessment_best_score,
-    "assessment_passed": Enrollment.assessment_passed, "expires_at": Enrollment.expires_at,
-}
+def csv_fields(now: datetime.datetime) -> dict[str, csv_export.Column]:
+    """The CSV export's columns: each JSON field of ``render`` and the column it comes from."""
+    return {
+        "uuid": Enrollment.uuid, "certification_uuid": Enrollment.certification,
+        "user_uuid": Enrollment.user, "user_email": User.email,
+        "partnership_uuid": Enrollment.partner, "status": Enrollment.status,
+        "progress_percentage": Enrollment.progress_percentage,
+        "enrolled_at": Enrollment.enrolled_at, "started_at": Enrollment.started_at,
+        "completed_at": Enrollment.completed_at,
+        "assessment_attempts": Enrollment.assessment_attempts,
+        "assessment_best_score": Enrollment.assessment_best_score,
+        "assessment_passed": Enrollment.assessment_passed, "expires_at": Enrollment.expires_at,
+        "expired": csv_export.boolean(Enrollment.expired_column(now)),
+        "recertifies_enrollment_uuid": Enrollment.recertifies_enrollment,
+    }
 
 
 def with_user(query: ModelSelect) -> ModelSelect:
@@ -43,8 +49,25 @@ def with_user(query: ModelSelect) -> ModelSelect:
     return query.select(Enrollment, User.uuid, User.email).join(User)
 
 
+def timestamp(value: str, place: str) -> datetime.datetime:
+    """A query's RFC 3339 time (the spec's pattern admitted it) as naive UTC, the way the
+    columns hold it; a date the calendar lacks is still a 422."""
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValidationFailed(f"{place}: Not an RFC 3339 timestamp") from error
+    if parsed.tzinfo is None:
+        raise ValidationFailed(f"{place}: The timestamp needs a time zone (Z or ±hh:mm)")
+    try:
+        return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last UTC time Python has
+        return datetime.datetime.max if parsed.year > 1 else datetime.datetime.min
+
+
 def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,
-             partnership_uuid: str | None = None) -> "ModelSelect[Any]":
+             partnership_uuid: str | None = None, expired: bool | None = None,
+             expires_before: str | None = None,
+             expires_after: str | None = None) -> "ModelSelect[Any]":
     query: ModelSelect[Any] = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
@@ -52,21 +75,31 @@ def filtered(where: Expression, status: str | None = None, user_uuid: str | None
         query = query.where(Enrollment.user == user_uuid.lower())
     if partnership_uuid is not None:
         query = query.where(Enrollment.partner == partnership_uuid.lower())
+    if expired is not None:
+        now = base.utcnow()
+        query = query.where(Enrollment.expired_at(now) if expired
+                            else Enrollment.not_expired_at(now))
+    if expires_before is not None:
+        query = query.where(Enrollment.expires_before(
+            timestamp(expires_before, "query/expires_before")))
+    if expires_after is not None:
+        query = query.where(Enrollment.expires_after(
+            timestamp(expires_after, "query/expires_after")))
     return query
 
 
-def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
-                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
-    query = filtered(where, status, user_uuid, partnership_uuid)
+def enrollment_page(where: Expression, page: int, per_page: int,
+                    **filters: Any) -> Json:
+    query = filtered(where, **filters)
     return paginate(query, ORDER, page, per_page, render, rows=with_user)
 
 
 def enrollment_list(where: Expression, page: int, per_page: int, format: str | None,
-                    filename: str, **filters: str | None) -> Any:
+                    filename: str, **filters: Any) -> Any:
     """A page as JSON, or every matching enrollment as CSV (csv_export)."""
     if csv_export.wants_csv(format):
-        return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER, CSV_FIELDS,
-                                     filename)
+        return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER,
+                                     csv_fields(base.utcnow()), filename)
     return csv_export.json_answer(enrollment_page(where, page, per_page, **filters))
 
 
@@ -109,11 +142,25 @@ def change(certification_uuid: str, enrollment_uuid: str, account: str,
 
 def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str | None = None,
                      user_uuid: str | None = None, partnership_uuid: str | None = None,
-                     format: str | None = None) -> Any:
+                     expired: bool | None = None, expires_before: str | None = None,
+                     expires_after: str | None = None, format: str | None = None) -> Any:
     certification = owned(Certification, uuid, "Certification", user)
     return enrollment_list(Enrollment.certification == certification, page, per_page, format,
                            f"certification-{certification.uuid}-enrollments.csv",
-                           status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
+                           status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid,
+                           expired=expired, expires_before=expires_before,
+                           expires_after=expires_after)
+
+
+# What certapi.lifecycle.check_may_enroll reads of a user's enrollments.
+HELD_FIELDS = (Enrollment.uuid, Enrollment.user, Enrollment.status, Enrollment.enrolled_at,
+               Enrollment.completed_at, Enrollment.expires_at)
+
+
+def held(certification: Certification, member: User) -> list[Enrollment]:
+    """``member``'s enrollments in ``certification``, read afresh (a query caches its rows)."""
+    return list(Enrollment.select(*HELD_FIELDS).where(
+        (Enrollment.certification == certification) & (Enrollment.user == member)))
 
 
 def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict[str, str]]:
@@ -123,22 +170,20 @@ def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict
     partner = owned(Partner, given, "Partner", user) if given else None
     lifecycle.check_enrollment(certification, member, partner)
 
-    def existing_statuses() -> list[str]:  # a fresh query each time: a query caches its rows
-        return [row.status for row in Enrollment.select(Enrollment.status).where(
-            (Enrollment.certification == certification) & (Enrollment.user == member))]
-
     try:
         with database.atomic():
-            lifecycle.check_not_enrolled(existing_statuses())
+            renews = lifecycle.check_may_enroll(held(certification, member), certification,
+                                                utcnow())
             enrollment = Enrollment.create(
                 account=certification.account_id, certification=certification,
-                user=member, partner=partner,
+                user=member, partner=partner, recertifies_enrollment=renews,
             )
             webhooks.enrollment_created(enrollment.account_id, render(enrollment))
     except IntegrityError:
-        # Either the partial unique index caught a concurrent twin, or a foreign key
-        # caught the user, certification or partner being deleted meanwhile.
-        lifecycle.check_not_enrolled(existing_statuses())
+        # Either the unique index on open enrollments caught a concurrent twin (a renewal
+        # of the same completion too), or a foreign key caught the user, certification,
+        # partner or renewed enrollment being deleted meanwhile.
+        lifecycle.check_may_enroll(held(certification, member), certification, utcnow())
         raise Conflict("The user, certification or partner changed meanwhile; retry") from None
     enrollment.user = member
     return created(render(enrollment), location(enrollment))
