@@ -28,8 +28,10 @@ from models.base import utcnow
 
 log = logging.getLogger("certapi.webhooks")
 # Deliveries claimed at once; their outcomes are written in one transaction, which keeps
-# the sender's share of SQLite's single write lock small under load.
-BATCH = 32
+# the sender's share of SQLite's single write lock small under load. A claim costs three
+# queries and an outcome transaction whatever its size: under load, larger claims cost
+# the API's cores less per delivery (128 against 32: about an eighth less).
+BATCH = 128
 # A claim's deliveries to one endpoint go out in at most this many lanes, each a thread
 # sending its share one after another on one kept-alive connection. A thread and a
 # connection per delivery cost the API's workers, which share the CPU with the sender,
