@@ -392,3 +392,42 @@ def test_event_retention(client, tenant, api, monkeypatch):
 
     assert purge(WebhookSettings.from_env()) >= 1
     assert not Event.select().where(Event.uuid == event["uuid"]).exists()
+
+
+def test_deliveries_a_lane_cannot_start_within_the_lease_go_back_unsent(
+        client, tenant, api, receiver, monkeypatch):
+    """A lane sends its deliveries one after another; one it could not start early enough
+    to end within the lease is handed back due, its attempt not counted, and sent later."""
+    import certapi.webhooks.delivery as delivery_module
+
+    monkeypatch.setattr(delivery_module, "LANES_PER_ENDPOINT", 1)
+    # The last start 0.2 s after the claim instead of 5 s.
+    monkeypatch.setattr(WebhookSettings, "lease_seconds",
+                        property(lambda self: self.longest_send_seconds + 0.2))
+    receiver.respond = lambda r: Answer(200, delay=0.3)
+    endpoint = subscribe(client, tenant, receiver.url)
+    certification = api.certification()
+    for _ in range(3):
+        api.enroll(certification, api.user())
+    sender = Sender()
+    assert sender.run_once() == 3
+    assert len(receiver.received) == 1
+    pending = deliveries(client, tenant, endpoint, status="pending")
+    assert len(pending) == 2 and all(d["attempts"] == 0 for d in pending)
+    assert WebhookDelivery.select().where(WebhookDelivery.claim.is_null(False)).count() == 0
+    drain(sender)
+    assert len(set(receiver.ids())) == 3 and len(receiver.received) == 3
+    assert all(d["status"] == "succeeded" and d["attempts"] == 1
+               for d in deliveries(client, tenant, endpoint))
+
+
+def test_lanes_deal_each_endpoints_deliveries_out_in_turn():
+    from types import SimpleNamespace
+
+    from certapi.webhooks.delivery import LANES_PER_ENDPOINT, lanes
+
+    claimed = [SimpleNamespace(endpoint_id=e) for e in "aababaaaaac"]
+    found = lanes(claimed)  # type: ignore[arg-type]
+    assert sorted(i for lane in found for i in lane) == list(range(len(claimed)))
+    assert LANES_PER_ENDPOINT == 4
+    assert found == [[0, 6], [1, 7], [3, 8], [5, 9], [2], [4], [10]]

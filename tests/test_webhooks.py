@@ -120,17 +120,17 @@ def test_private_destinations_allowed_when_configured(client, tenant, monkeypatc
 
 def test_send_time_guard_refuses_what_dns_now_says(monkeypatch):
     """The check is repeated on every connection, on the address connected to."""
-    import httpx
+    from urllib3.exceptions import NewConnectionError
 
     from tests.webhook_receiver import Receiver
 
     with Receiver() as receiver:
         client = ssrf.client(timeout=2, allow_private=False)
-        with pytest.raises(httpx.ConnectError, match="not a public address"):
-            client.post(receiver.url, content=b"{}")
+        with pytest.raises(NewConnectionError, match="not a public address"):
+            client.request("POST", receiver.url, body=b"{}")
         assert receiver.received == []
         allowed = ssrf.client(timeout=2, allow_private=True)
-        assert allowed.post(receiver.url, content=b"{}").status_code == 200
+        assert allowed.request("POST", receiver.url, body=b"{}").status == 200
         assert len(receiver.received) == 1
 
 

@@ -30,11 +30,17 @@ class WebhookSettings:
     retention_days: float
 
     @property
+    def longest_send_seconds(self) -> float:
+        """The most one send can last: connect, write, first byte and the last body
+        read each end within ``timeout``."""
+        return 4 * self.timeout
+
+    @property
     def lease_seconds(self) -> float:
-        """How long a claimed delivery is left alone: longer than any send can last
-        (connect, write, first byte and the last body read each end within ``timeout``),
-        so only a sender that died loses its claim."""
-        return 4 * self.timeout + 5
+        """How long a claimed delivery is left alone: longer than any send can last, so
+        only a sender that died loses its claim. A sender starts no send later than
+        ``lease_seconds - longest_send_seconds`` after its claim."""
+        return self.longest_send_seconds + 5
 
     @classmethod
     def from_env(cls) -> "WebhookSettings":
