@@ -150,15 +150,21 @@ def _position(fields: list[Field], wanted: Field) -> int:
     return next(i for i, field in enumerate(fields) if field is wanted)
 
 
+def csv_lines(query: "ModelSelect[Any]", order: tuple[Field, ...],
+              fields: dict[str, Field]) -> Iterator[bytes]:
+    """The CSV body of ``csv_answer``, a chunk of lines at a time, each chunk its own query
+    (so every step may run on another thread)."""
+    selected = list(fields.values())
+    positions = (_position(selected, order[0]), _position(selected, order[1]))
+    chunks = keyset_chunks(query.select(*selected), order, positions)
+    return _lines(list(fields), [_format(field) for field in selected], chunks)
+
+
 def csv_answer(query: "ModelSelect[Any]", order: tuple[Field, ...], fields: dict[str, Field],
                filename: str) -> Response:
     """Stream every row of ``query`` as CSV: one column per JSON name of ``fields``, read
     from the field it maps to (the list's joins already in ``query``)."""
-    selected = list(fields.values())
-    positions = (_position(selected, order[0]), _position(selected, order[1]))
-    chunks = keyset_chunks(query.select(*selected), order, positions)
-    body = _lines(list(fields), [_format(field) for field in selected], chunks)
     return Response(
-        stream_with_context(body), status=200, mimetype=CSV,
+        stream_with_context(csv_lines(query, order, fields)), status=200, mimetype=CSV,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
