@@ -1,17 +1,15 @@
 """The application factory: openapi.yaml routed by Connexion (FlaskApp) into the handlers."""
 import inspect
-import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import connexion
-from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.utils import get_function_from_name
 
-from certapi import auth, errors, idempotency, ratelimit, swagger_ui
+from certapi import auth, errors, idempotency, jsoncodec, ratelimit, swagger_ui
 from certapi.config import Settings
 from certapi.logs import configure as configure_logging
 from certapi.middleware import (
@@ -74,11 +72,12 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
-        jsonifier=Jsonifier(json, separators=(",", ":")),
+        jsonifier=jsoncodec.JSONIFIER,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path=UI_PATH),
         middlewares=_middlewares(),
     )
     app.add_api(load_spec(), base_path=BASE_PATH)
+    app.app.json = jsoncodec.OrjsonProvider(app.app)  # the handler layer reads bodies with it
     app.app.teardown_request(_release_connection)
     # Connexion makes Flask propagate a handler's exception to its ExceptionMiddleware, so
     # every error, wherever raised, is answered there, by one function.
