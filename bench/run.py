@@ -67,8 +67,10 @@ class Server:
         env = {**os.environ, **(extra_env or {}), "DATABASE_URL": f"sqlite:///{database}"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers),
-             # The worker class `certapi serve --workers N` uses (certapi/server.py).
-             "--worker-class", "uvicorn_worker.UvicornWorker", "--no-control-socket",
+             # The worker class `certapi serve --workers N` uses (certapi/server.py: uvicorn
+             # on uvloop and httptools, with certapi's bounded request heads), for both
+             # servers: slow-client limits are a production feature too.
+             "--worker-class", "certapi.server.Worker", "--no-control-socket",
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
              "--graceful-timeout", "5", app],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
