@@ -14,8 +14,9 @@ For a fair comparison it does the same work as certapi, no less:
   Idempotency-Key on writes (certapi.idempotency's latch, records and fingerprints,
   driven from a FastAPI dependency instead of a Flask view wrapper) and the webhook
   sender in every worker (events are emitted by certapi's handlers either way);
-- responses serialised with the stdlib json, compactly, as certapi's jsonifier does, and
-  not validated (certapi validates responses only in tests).
+- responses serialised compactly with the stdlib json, as FastAPI does by default (certapi
+  writes them with orjson, certapi.jsoncodec: a choice of its web layer), and not validated
+  (certapi validates responses only in tests).
 Sync endpoints run on FastAPI's thread pool, as Peewee (a sync ORM) calls for.
 
 Serve: gunicorn -k uvicorn_worker.UvicornWorker 'bench.reference.app:create_app()'
