@@ -34,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from bench import production, scale
 from bench.ids import Layout
@@ -60,11 +61,11 @@ def free_port() -> int:
 class Server:
     """One gunicorn master with N uvicorn workers on a private copy of the database."""
 
-    def __init__(self, name: str, app: str, database: Path, workdir: Path, workers: int,
+    def __init__(self, name: str, app: str, database_url: str, workdir: Path, workers: int,
                  extra_env: dict | None = None):
         self.name, self.port = name, free_port()
         self.log = open(workdir / f"{name}.log", "w")
-        env = {**os.environ, **(extra_env or {}), "DATABASE_URL": f"sqlite:///{database}"}
+        env = {**os.environ, **(extra_env or {}), "DATABASE_URL": database_url}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers),
              # The worker class `certapi serve --workers N` uses (certapi/server.py: uvicorn
@@ -124,6 +125,21 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def postgres_database(server_url: str, name: str, template: str | None = None) -> str:
+    """A fresh database ``name`` on the PostgreSQL server of ``server_url`` (a copy of
+    ``template`` when given: each bench server gets its own copy of the seed); its URL."""
+    import psycopg2
+
+    parts = urlsplit(server_url)
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    admin.close()
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def ensure_wrk() -> str:
@@ -376,6 +392,10 @@ def main(argv=None) -> int:
                         help="production defaults off: no rate limiting, no webhook "
                              "subscriber or sender, no Idempotency-Key")
     parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL server (postgresql://user@host:port/any) to run on "
+                             "instead of SQLite: the seed and each server's copy are databases "
+                             "made there (bench_seed, bench_<name>)")
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -399,11 +419,12 @@ def main(argv=None) -> int:
     servers: list[Server] = []
     try:
         seed_db = workdir / "seed.db"
+        seed_url = postgres_database(args.postgres, "bench_seed") if args.postgres else f"sqlite:///{seed_db}"
         started = time.perf_counter()
         print(f"seeding {layout.enrollments:,} enrollments, {layout.users:,} users, "
               f"{layout.certifications} certifications ...", flush=True)
         out = subprocess.run(  # its progress lines (stderr) show as they come
-            [sys.executable, "-m", "bench.seed", f"sqlite:///{seed_db}",
+            [sys.executable, "-m", "bench.seed", seed_url,
              "--users", str(layout.users), "--certifications", str(layout.certifications),
              "--enrollments", str(layout.enrollments)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
@@ -422,15 +443,18 @@ def main(argv=None) -> int:
             from bench.webhooks import Receiver  # here: bench.webhooks imports this module
             receiver = Receiver()
             env = {**production.ENV, "BENCH_WEBHOOK_URL": receiver.url}
-            subprocess.run([sys.executable, "-m", "bench.production", f"sqlite:///{seed_db}",
+            subprocess.run([sys.executable, "-m", "bench.production", seed_url,
                             receiver.url], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         print(f"starting {', '.join(names)} ({args.workers} workers each"
               f"{', production defaults off' if args.plain else ', production defaults on'}), "
               "warming up ...", flush=True)
         for name in names:
-            copy = workdir / f"{name}.db"
-            shutil.copyfile(seed_db, copy)
-            servers.append(Server(name, apps[name], copy, workdir, args.workers, env))
+            if args.postgres:
+                url = postgres_database(args.postgres, f"bench_{name}", template="bench_seed")
+            else:
+                url = f"sqlite:///{workdir / f'{name}.db'}"
+                shutil.copyfile(seed_db, workdir / f"{name}.db")
+            servers.append(Server(name, apps[name], url, workdir, args.workers, env))
         for server in servers:
             server.wait_ready()
         for server in servers:  # fill caches and connection pools with reads only
