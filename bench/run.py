@@ -12,10 +12,15 @@ alike; it prints requests/s, p50, p99 and errors per scenario with the
 certapi/reference ratios, the last-page/first-page latency ratio and the workers' RSS.
 Every non-2xx answer is an error: the scenarios are built so that none is expected.
 
-Then, for certapi alone (the reference lacks these features), the program-scale figures
-(bench/scale.py): stats p50 under wrk's load, the CSV export of the big certification
-(rows/s, first byte, worker RSS growth) and bulk enrollment of 1000 users against single
-enrolls of the same users.
+Both servers run with the production defaults (bench/production.py): rate limiting on
+with a limit the load never reaches, an Idempotency-Key on a share of the writes
+(--idempotency-share), one webhook endpoint per account delivered by each worker's
+background sender to a receiver in this process that answers 200; --plain turns them off.
+
+Then, for both servers, the program-scale figures (bench/scale.py): stats p50 under wrk's
+load and stats throughput, the CSV export of the big certification (rows/s, first byte,
+worker RSS growth) and bulk enrollment of 1000 users against single enrolls of the same
+users, with certapi/reference ratios.
 """
 import argparse
 import json
@@ -29,8 +34,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from bench import scale
+from bench import production, scale
 from bench.ids import Layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +44,8 @@ SCRIPT = ROOT / "bench" / "scenario.lua"
 SCENARIOS = ("enroll", "get", "list_first", "list_last", "progress", "attempt", "mix")
 SCALE = ("stats", "csv", "bulk")
 TARGETS = {
-    "certapi": "certapi.app:create_app()",
+    # As `certapi serve` runs it: the app and a webhook sender in every worker.
+    "certapi": "certapi.server:served_app()",
     "reference": "bench.reference.app:create_app()",
 }
 PER_PAGE = 25
@@ -54,14 +61,22 @@ def free_port() -> int:
 class Server:
     """One gunicorn master with N uvicorn workers on a private copy of the database."""
 
-    def __init__(self, name: str, app: str, database: Path, workdir: Path, workers: int):
+    def __init__(self, name: str, app: str, database_url: str, workdir: Path, workers: int,
+                 extra_env: dict | None = None):
         self.name, self.port = name, free_port()
         self.log = open(workdir / f"{name}.log", "w")
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+        env = {**os.environ, **(extra_env or {}), "DATABASE_URL": database_url}
+        if env.get("CERTAPI_METRICS", "on") not in ("off", "0", "false", "no"):
+            # What `certapi serve --workers N` does: one directory the workers' values meet in.
+            shared = workdir / f"metrics-{name}"
+            shared.mkdir(exist_ok=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers),
-             # The worker class `certapi serve --workers N` uses (certapi/server.py).
-             "--worker-class", "uvicorn_worker.UvicornWorker", "--no-control-socket",
+             # The worker class `certapi serve --workers N` uses (certapi/server.py: uvicorn
+             # on uvloop and httptools, with certapi's bounded request heads), for both
+             # servers: slow-client limits are a production feature too.
+             "--worker-class", "certapi.server.Worker", "--no-control-socket",
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
              "--graceful-timeout", "5", app],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -115,6 +130,21 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def postgres_database(server_url: str, name: str, template: str | None = None) -> str:
+    """A fresh database ``name`` on the PostgreSQL server of ``server_url`` (a copy of
+    ``template`` when given: each bench server gets its own copy of the seed); its URL."""
+    import psycopg2
+
+    parts = urlsplit(server_url)
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    admin.close()
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def ensure_wrk() -> str:
@@ -264,11 +294,29 @@ def measure_scale(server: "Server", layout: Layout, key: str, parts: tuple[str, 
     return found
 
 
-def report_scale(name: str, found: dict, single: dict | None) -> list[str]:
+def scale_ratios(found: dict, reference: dict) -> dict[str, float]:
+    """certapi/reference for each program-scale figure both have (higher is better)."""
+    ratios = {}
+    if "bulk" in found and "bulk" in reference:
+        ratios["bulk"] = found["bulk"]["items_per_s"] / reference["bulk"]["items_per_s"]
+    if "stats" in found and "stats" in reference:
+        ratios["stats"] = found["stats"]["rps"] / reference["stats"]["rps"]
+        ratios["stats_p99"] = found["stats"]["p99_ms"] / reference["stats"]["p99_ms"]
+        ratios["stats_under_load_p50"] = (found["stats_under_load"]["p50_ms"]
+                                          / reference["stats_under_load"]["p50_ms"])
+    if "csv" in found and "csv" in reference:
+        ratios["csv"] = found["csv"]["rows_per_s"] / reference["csv"]["rows_per_s"]
+    return ratios
+
+
+def report_scale(name: str, found: dict, single: dict | None,
+                 reference: dict | None = None) -> list[str]:
     """The program-scale figures and their targets; returns the targets missed."""
     missed = []
 
     def check(label, ok, detail):
+        if name == "reference":  # the targets are certapi's
+            return
         print(f"  [{'ok' if ok else 'MISSED'}] {label}: {detail}")
         if not ok:
             missed.append(f"{name}: {label}")
@@ -301,6 +349,14 @@ def report_scale(name: str, found: dict, single: dict | None) -> list[str]:
         check("CSV first byte < 100 ms", c["first_byte_ms"] < 100, f"{c['first_byte_ms']:.0f} ms")
         check("worker RSS growth < 20 MB during the export", c["max_rss_growth_mb"] < 20,
               f"{c['max_rss_growth_mb']:.1f} MB")
+    if reference:
+        ratios = scale_ratios(found, reference)
+        print("  against the reference: " + ", ".join(
+            f"{label} {value:.2f}" for label, value in ratios.items()))
+        for label in ("bulk", "stats", "csv"):
+            if label in ratios:
+                check(f"{label} throughput >= 0.85x the reference", ratios[label] >= 0.85,
+                      f"{ratios[label]:.2f}")
     return missed
 
 
@@ -334,8 +390,17 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--idempotency-keys", default="",
                         help="servers (by name, comma-separated) whose writes each carry an "
-                             "Idempotency-Key")
+                             "Idempotency-Key (the others: --idempotency-share)")
+    parser.add_argument("--idempotency-share", type=int, default=25,
+                        help="per cent of the writes that carry an Idempotency-Key")
+    parser.add_argument("--plain", action="store_true",
+                        help="production defaults off: no rate limiting, no webhook "
+                             "subscriber or sender, no Idempotency-Key")
     parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL server (postgresql://user@host:port/any) to run on "
+                             "instead of SQLite: the seed and each server's copy are databases "
+                             "made there (bench_seed, bench_<name>)")
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -359,11 +424,12 @@ def main(argv=None) -> int:
     servers: list[Server] = []
     try:
         seed_db = workdir / "seed.db"
+        seed_url = postgres_database(args.postgres, "bench_seed") if args.postgres else f"sqlite:///{seed_db}"
         started = time.perf_counter()
         print(f"seeding {layout.enrollments:,} enrollments, {layout.users:,} users, "
               f"{layout.certifications} certifications ...", flush=True)
         out = subprocess.run(  # its progress lines (stderr) show as they come
-            [sys.executable, "-m", "bench.seed", f"sqlite:///{seed_db}",
+            [sys.executable, "-m", "bench.seed", seed_url,
              "--users", str(layout.users), "--certifications", str(layout.certifications),
              "--enrollments", str(layout.enrollments)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
@@ -372,12 +438,28 @@ def main(argv=None) -> int:
               f"{layout.certifications} certifications in {time.perf_counter() - started:.0f} s "
               f"({workdir})", flush=True)
 
-        print(f"starting {', '.join(names)} ({args.workers} workers each), warming up ...",
-              flush=True)
+        receiver = None
+        if args.plain:
+            env = production.PLAIN_ENV
+        elif "BENCH_WEBHOOK_URL" in os.environ:
+            # bench/webhooks.py runs its own receiver and subscribes its own target only.
+            env = production.ENV
+        else:
+            from bench.webhooks import Receiver  # here: bench.webhooks imports this module
+            receiver = Receiver()
+            env = {**production.ENV, "BENCH_WEBHOOK_URL": receiver.url}
+            subprocess.run([sys.executable, "-m", "bench.production", seed_url,
+                            receiver.url], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        print(f"starting {', '.join(names)} ({args.workers} workers each"
+              f"{', production defaults off' if args.plain else ', production defaults on'}), "
+              "warming up ...", flush=True)
         for name in names:
-            copy = workdir / f"{name}.db"
-            shutil.copyfile(seed_db, copy)
-            servers.append(Server(name, apps[name], copy, workdir, args.workers))
+            if args.postgres:
+                url = postgres_database(args.postgres, f"bench_{name}", template="bench_seed")
+            else:
+                url = f"sqlite:///{workdir / f'{name}.db'}"
+                shutil.copyfile(seed_db, workdir / f"{name}.db")
+            servers.append(Server(name, apps[name], url, workdir, args.workers, env))
         for server in servers:
             server.wait_ready()
         for server in servers:  # fill caches and connection pools with reads only
@@ -398,7 +480,8 @@ def main(argv=None) -> int:
                 part = 2 * round_ + (1 if scenario == "mix" else 0)
                 params = wrk_args(layout, key, args.threads, part, 2 * rounds)
                 for server in order:
-                    idem = {"idem": int(server.name in keyed)}
+                    share = 100 if server.name in keyed else args.idempotency_share
+                    idem = {"idem": 0 if args.plain else share}
                     result = run_wrk(server.url, scenario, {**params, **idem}, duration,
                                      args.threads, args.connections)
                     raw[server.name].setdefault(scenario, []).append(result)
@@ -413,7 +496,7 @@ def main(argv=None) -> int:
         scale_parts = tuple(p for p in args.scale.split(",") if p)
         scale_found = {}
         for server in servers:
-            if server.name != "reference" and scale_parts:
+            if scale_parts:
                 print(f"program scale on {server.name} ...", flush=True)
                 scale_found[server.name] = measure_scale(server, layout, key, scale_parts, args,
                                                          duration, rounds)
@@ -426,7 +509,10 @@ def main(argv=None) -> int:
     results = {name: {s: combine(runs) for s, runs in raw[name].items()} for name in names}
     missed = report(results, memory, names)
     for name, found in scale_found.items():
-        missed += report_scale(name, found, results[name].get("enroll"))
+        missed += report_scale(name, found, results[name].get("enroll"),
+                               scale_found.get("reference") if name != "reference" else None)
+    if receiver is not None:
+        print(f"\nwebhook receiver: {len(receiver.lags)} deliveries answered 200")
     if args.json:
         args.json.write_text(json.dumps({
             "layout": layout.__dict__, "duration": duration, "rounds": rounds,

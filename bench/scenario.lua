@@ -61,12 +61,14 @@ end
 
 local builders = {}
 
--- With idem=1 every write carries an Idempotency-Key of its own (the nonce is new for
--- each run, so keys never repeat on one database).
+-- idem=P: P writes in every 100 carry an Idempotency-Key of their own (the nonce is new
+-- for each run, so keys never repeat on one database); the rest carry none.
 local function write(method, path, body)
-  if cfg.idem == 1 then
-    counters.idem = (counters.idem or 0) + 1
+  counters.idem = (counters.idem or 0) + 1
+  if (counters.idem % 100) < (cfg.idem or 0) then
     body_headers["Idempotency-Key"] = string.format("%s-%s-%d-%d", cfg.scenario, cfg.nonce, id, counters.idem)
+  else
+    body_headers["Idempotency-Key"] = nil
   end
   return wrk.format(method, path, body_headers, body)
 end

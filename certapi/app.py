@@ -1,17 +1,16 @@
 """The application factory: openapi.yaml routed by Connexion (FlaskApp) into the handlers."""
 import inspect
-import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import connexion
-from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
+from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.utils import get_function_from_name
 
-from certapi import auth, errors, idempotency, metrics, ratelimit, swagger_ui
+from certapi import auth, errors, idempotency, jsoncodec, metrics, ratelimit, swagger_ui
 from certapi.config import Settings
 from certapi.logs import configure as configure_logging
 from certapi.middleware import (
@@ -51,11 +50,14 @@ def _release_connection(_exc: BaseException | None) -> None:
 UI_PATH = "/ui"
 
 
-def _middlewares() -> list:
+def _middlewares(validate_responses: bool) -> list:
     """Connexion's stack (with certapi's Swagger UI layer) and PathShape just before Swagger
     UI: the first router, whose mount at the base path redirected ``/v1`` to ``/v1/``.
-    (``add_middleware`` cannot place it there: its positions name Connexion's own class.)"""
-    stack: list = list(swagger_ui.MIDDLEWARES)
+    (``add_middleware`` cannot place it there: its positions name Connexion's own class.)
+    Without response validation its layer goes: it would still look every request's
+    operation up only to pass it on."""
+    stack: list = [m for m in swagger_ui.MIDDLEWARES
+                   if validate_responses or m is not ResponseValidationMiddleware]
     shape = partial(PathShape, base_path=BASE_PATH, keep=frozenset({f"{BASE_PATH}{UI_PATH}/"}))
     stack.insert(stack.index(swagger_ui.RawSpecSwaggerUI), shape)
     return stack
@@ -74,11 +76,12 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
-        jsonifier=Jsonifier(json, separators=(",", ":")),
+        jsonifier=jsoncodec.JSONIFIER,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path=UI_PATH),
-        middlewares=_middlewares(),
+        middlewares=_middlewares(settings.validate_responses),
     )
     app.add_api(load_spec(), base_path=BASE_PATH)
+    app.app.json = jsoncodec.OrjsonProvider(app.app)  # the handler layer reads bodies with it
     app.app.teardown_request(_release_connection)
     # Connexion makes Flask propagate a handler's exception to its ExceptionMiddleware, so
     # every error, wherever raised, is answered there, by one function.

@@ -167,16 +167,22 @@ def _position(fields: list[Column], wanted: Field) -> int:
     return next(i for i, field in enumerate(fields) if field is wanted)
 
 
-def csv_answer(query: "ModelSelect[Any]", order: tuple[Field, ...], fields: Mapping[str, Column],
-               filename: str) -> Response:
-    """Stream every row of ``query`` as CSV: one column per JSON name of ``fields``, read
-    from the field it maps to (the list's joins already in ``query``)."""
+def csv_lines(query: "ModelSelect[Any]", order: tuple[Field, ...],
+              fields: Mapping[str, Column]) -> Iterator[bytes]:
+    """The CSV body of ``csv_answer``, a chunk of lines at a time, each chunk its own query
+    (so every step may run on another thread)."""
     selected = list(fields.values())
     positions = (_position(selected, order[0]), _position(selected, order[1]))
     expressions = [f.expression if isinstance(f, Computed) else f for f in selected]
     chunks = keyset_chunks(query.select(*expressions), order, positions)
-    body = _lines(list(fields), [_format(field) for field in selected], chunks)
+    return _lines(list(fields), [_format(field) for field in selected], chunks)
+
+
+def csv_answer(query: "ModelSelect[Any]", order: tuple[Field, ...], fields: Mapping[str, Column],
+               filename: str) -> Response:
+    """Stream every row of ``query`` as CSV: one column per JSON name of ``fields``, read
+    from the field it maps to (the list's joins already in ``query``)."""
     return Response(
-        stream_with_context(body), status=200, mimetype=CSV,
+        stream_with_context(csv_lines(query, order, fields)), status=200, mimetype=CSV,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -25,6 +25,7 @@ from jsonschema.protocols import Validator
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Receive, Scope
 
+from certapi import jsoncodec
 from certapi.errors import UnsupportedMediaType, ValidationFailed
 from certapi.middleware import with_header
 
@@ -116,6 +117,9 @@ class BodyValidator(JSONRequestBodyValidator):
         raw = b"".join([message async for message in stream])
         if not raw:
             return None
+        body = jsoncodec.fast_loads(raw)
+        if body is not jsoncodec.MISS:
+            return body  # valid UTF-8, no NaN, no lone surrogate, no integer beyond 64 bits
         try:
             # JSON is UTF-8 (RFC 8259 §8.1): a charset parameter is ignored, so this parser
             # and the handler layer's (which reads the same bytes after us) always agree.

@@ -9,32 +9,44 @@ For a fair comparison it does the same work as certapi, no less:
 - the same data work: each endpoint calls certapi's own handler function (the same
   queries, transactions, lifecycle rules and rendering), so only the web layer differs;
 - the same outer layers: certapi's request-id/access-log and body-limit middleware and
-  its logging set-up; responses serialised with the stdlib json, compactly, as certapi's
-  jsonifier does, and not validated (certapi validates responses only in tests).
+  its logging set-up;
+- the same production features: certapi's rate limiter (its ASGI layer and counters),
+  Idempotency-Key on writes (certapi.idempotency's latch, records and fingerprints,
+  driven from a FastAPI dependency instead of a Flask view wrapper) and the webhook
+  sender in every worker (events are emitted by certapi's handlers either way);
+- responses serialised compactly with the stdlib json, as FastAPI does by default (certapi
+  writes them with orjson, certapi.jsoncodec: a choice of its web layer), and not validated
+  (certapi validates responses only in tests).
 Sync endpoints run on FastAPI's thread pool, as Peewee (a sync ORM) calls for.
 
 Serve: gunicorn -k uvicorn_worker.UvicornWorker 'bench.reference.app:create_app()'
 """
 import functools
 import json
-from typing import Annotated, Literal
+import os
+import random
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from peewee import IntegrityError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from certapi import auth
+from certapi import auth, csv_export, idempotency, ratelimit
 from certapi.app import configure_logging
 from certapi.config import Settings
-from certapi.errors import BY_STATUS, ApiError, Unauthorized, ValidationFailed, envelope
+from certapi.errors import BY_STATUS, ApiError, Conflict, Unauthorized, ValidationFailed, envelope
 from certapi.middleware import BodyLimit, RequestLog
 from certapi.spec import UUID_PATTERN
-from handlers import attempts, enrollments, health
-from models import database
-from models.db import init_database
+from handlers import attempts, bulk, certifications, enrollments, health, stats
+from handlers.scoping import owned
+from models import Certification, Enrollment, database
+from models.db import init_database, is_postgres
+from models.idempotency import IdempotencyRecord
 
 PathUuid = Annotated[str, Path(pattern=UUID_PATTERN)]
 QueryUuid = Annotated[str | None, Query(pattern=UUID_PATTERN)]
@@ -57,6 +69,19 @@ class ProgressUpdate(Strict):
 
 class AttemptCreate(Strict):
     score: Score
+
+
+class BulkCreate(Strict):
+    enrollments: Annotated[list[EnrollmentCreate], Field(min_length=1, max_length=1000)]
+
+
+class CertificationCreate(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$")]
+    description: Annotated[str | None, Field(max_length=5000, pattern=r"^[^\x00]*$")] = None
+    status: Literal["draft", "published", "archived"] = "draft"
+    passing_score: Score = 70
+    max_attempts: Annotated[int | None, Field(ge=1, le=1000)] = None
+    validity_days: Annotated[int | None, Field(ge=1, le=36500)] = None
 
 
 def reply(result) -> Response:
@@ -98,6 +123,96 @@ def only_query(*names: str):
 Caller = Annotated[str, Depends(caller)]
 
 
+# --- Idempotency-Key: certapi.idempotency's latch and records, keyed from a dependency ---
+LAYER = idempotency.Idempotency(24)
+
+
+async def idempotency_key(request: Request) -> tuple[str, str] | None:
+    """(key, fingerprint) of a keyed write, read on the event loop like the body."""
+    raw = request.headers.get(idempotency.HEADER)
+    if raw is None:
+        return None
+    if not idempotency.WELL_FORMED.fullmatch(raw):
+        raise ValidationFailed(f"header/{idempotency.HEADER}: Does not match the expected format")
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    digest = idempotency.fingerprint(request.method, path, await request.body())
+    return idempotency.normalize(raw), digest
+
+
+Keyed = Annotated[tuple[str, str] | None, Depends(idempotency_key)]
+
+
+def keyed(idem: tuple[str, str] | None, account: str, run: Callable[[], Any]) -> Response:
+    """certapi.idempotency.Idempotency.run, step for step, around a FastAPI response."""
+    if idem is None:
+        return reply(run())
+    key, digest = idem
+    name = f"{account}:{key}"
+    busy = Conflict(f"A request with this {idempotency.HEADER} is still being processed; retry",
+                    headers={"Retry-After": "1"})
+    postgres, offset = is_postgres(), None
+    if not postgres:
+        offset = LAYER._file_latch_for().acquire(name)
+        if offset is None:
+            raise busy
+    try:
+        with database.atomic() as transaction:
+            if postgres and not LAYER._advisory_latch(name):
+                raise busy
+            stored = LAYER._stored(account, key)
+            if stored is not None:
+                if stored.fingerprint != digest:
+                    raise ValidationFailed(f"header/{idempotency.HEADER}: Already used with a "
+                                           "different method, path or body; use a new key")
+                answer = Response(stored.body, status_code=stored.status,
+                                  media_type=stored.content_type)
+                if stored.location:
+                    answer.headers["Location"] = stored.location
+                answer.headers[idempotency.REPLAYED] = "true"
+                return answer
+            try:
+                response = reply(run())
+            except ApiError as refused:
+                response = error_response(refused.status, refused.code, refused.message,
+                                          refused.headers)
+            if response.status_code >= 500:
+                transaction.rollback()
+                return response
+            IdempotencyRecord.create(
+                account=account, key=key, fingerprint=digest, status=response.status_code,
+                body=bytes(response.body).decode(), content_type="application/json",
+                location=response.headers.get("location"))
+            if random.randrange(idempotency.PURGE_EVERY) == 0:
+                LAYER.purge()
+            return response
+    finally:
+        if offset is not None:
+            LAYER._file_latch_for().release(offset)
+
+
+def csv_stream(uuid: str, account: str) -> StreamingResponse:
+    """The certification's enrollments as certapi's CSV (certapi.csv_export.csv_lines): each
+    chunk is its own query, read on a worker thread that hands its connection back."""
+    certification = owned(Certification, uuid, "Certification", account)
+    lines = csv_export.csv_lines(
+        enrollments.with_user(enrollments.filtered(Enrollment.certification == certification)),
+        enrollments.ORDER, enrollments.CSV_FIELDS)
+
+    def step(it: Iterator[bytes]) -> bytes | None:
+        try:
+            return next(it, None)
+        finally:
+            if not database.is_closed():
+                database.close()
+
+    async def body():
+        while (chunk := await anyio.to_thread.run_sync(step, lines)) is not None:
+            yield chunk
+
+    return StreamingResponse(body(), media_type=csv_export.CSV, headers={
+        "Content-Disposition": f'attachment; filename="certification-{certification.uuid}-enrollments.csv"'})
+
+
 def connected(endpoint):
     """The connection the endpoint checked out goes back to the pool when it returns, on
     the endpoint's own thread (Peewee's connections are per thread), as with
@@ -122,7 +237,7 @@ def build_api() -> FastAPI:
         return reply(health.get_health())
 
     @api.get(prefix, dependencies=[only_query("page", "per_page", "status", "user_uuid",
-                                              "partnership_uuid")])
+                                              "partnership_uuid", "format")])
     @connected
     def list_enrollments(
         uuid: PathUuid, account: Caller,
@@ -130,16 +245,36 @@ def build_api() -> FastAPI:
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
         status: Literal["enrolled", "in_progress", "completed", "failed"] | None = None,
         user_uuid: QueryUuid = None, partnership_uuid: QueryUuid = None,
+        format: Literal["json", "csv"] | None = None,
     ):
+        if format == "csv":  # the bench asks with ?format=csv, unfiltered
+            return csv_stream(uuid, account)
         return reply(enrollments.list_enrollments(
             uuid, page, per_page, account, status=status, user_uuid=user_uuid,
             partnership_uuid=partnership_uuid, format="json"))
 
     @api.post(prefix, dependencies=[only_query()])
     @connected
-    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, account: Caller):
-        return reply(enrollments.create_enrollment(
+    def create_enrollment(uuid: PathUuid, body: EnrollmentCreate, account: Caller, idem: Keyed):
+        return keyed(idem, account, lambda: enrollments.create_enrollment(
             uuid, body.model_dump(exclude_unset=True), account))
+
+    @api.post(prefix + "/bulk", dependencies=[only_query()])
+    @connected
+    def create_enrollments_bulk(uuid: PathUuid, body: BulkCreate, account: Caller, idem: Keyed):
+        return keyed(idem, account, lambda: bulk.create_enrollments_bulk(
+            uuid, body.model_dump(exclude_unset=True), account))
+
+    @api.get("/v1/certifications/{uuid}/stats", dependencies=[only_query("partnership_uuid")])
+    @connected
+    def get_certification_stats(uuid: PathUuid, account: Caller, partnership_uuid: QueryUuid = None):
+        return reply(stats.get_certification_stats(uuid, account, partnership_uuid=partnership_uuid))
+
+    @api.post("/v1/certifications", dependencies=[only_query()])
+    @connected
+    def create_certification(body: CertificationCreate, account: Caller, idem: Keyed):
+        return keyed(idem, account, lambda: certifications.create_certification(
+            body.model_dump(exclude_unset=True), account))
 
     @api.get(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
@@ -149,15 +284,16 @@ def build_api() -> FastAPI:
     @api.patch(prefix + "/{enrollment_uuid}", dependencies=[only_query()])
     @connected
     def update_enrollment_progress(uuid: PathUuid, enrollment_uuid: PathUuid,
-                                   body: ProgressUpdate, account: Caller):
-        return reply(enrollments.update_enrollment_progress(
+                                   body: ProgressUpdate, account: Caller, idem: Keyed):
+        return keyed(idem, account, lambda: enrollments.update_enrollment_progress(
             uuid, enrollment_uuid, body.model_dump(), account))
 
     @api.post(prefix + "/{enrollment_uuid}/assessment-attempts", dependencies=[only_query()])
     @connected
     def create_attempt(uuid: PathUuid, enrollment_uuid: PathUuid, body: AttemptCreate,
-                       account: Caller):
-        return reply(attempts.create_attempt(uuid, enrollment_uuid, body.model_dump(), account))
+                       account: Caller, idem: Keyed):
+        return keyed(idem, account, lambda: attempts.create_attempt(
+            uuid, enrollment_uuid, body.model_dump(), account))
 
     @api.exception_handler(ApiError)
     async def on_api_error(_request, exc: ApiError):
@@ -201,4 +337,13 @@ def create_app(settings: Settings | None = None):
     configure_logging()
     init_database(settings.database_url)
     auth.configure(settings.key_cache_seconds)
-    return RequestLog(ApiErrors(BodyLimit(build_api(), max_bytes=settings.max_body_bytes)))
+    LAYER.ttl = idempotency.Idempotency(settings.idempotency_ttl_hours).ttl
+    app: Any = ApiErrors(BodyLimit(build_api(), max_bytes=settings.max_body_bytes))
+    if settings.rate_limit > 0:  # where certapi.ratelimit.install puts it: inside the request log
+        storage = ratelimit.storage_for(settings.database_url, settings.rate_limit_storage)
+        app = ratelimit.RateLimit(app, ratelimit.Limiter(storage, settings.rate_limit))
+    if os.environ.get("CERTAPI_WEBHOOK_BACKGROUND", "1").strip() != "0":
+        # As certapi.server.served_app: a webhook sender in every worker.
+        from certapi.webhooks.delivery import start_background
+        start_background()
+    return RequestLog(app)
