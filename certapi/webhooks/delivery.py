@@ -195,7 +195,7 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome,
         if disable_reason:
             WebhookEndpoint.update(enabled=False, disabled_reason=disable_reason,
                                    updated_at=now).where(this).execute()
-    _log_attempt(delivery, outcome, fields.get("status", "retry"))
+    _log_attempt(delivery, outcome, str(fields.get("status", "retry")))
 
 
 def _log_attempt(delivery: WebhookDelivery, outcome: Outcome, result: str) -> None:
