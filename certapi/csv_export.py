@@ -9,8 +9,8 @@ the JSON order, null as an empty cell, values as the JSON has them.
 import csv
 import datetime
 import io
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from flask import Response, request, stream_with_context
 from peewee import (
@@ -21,6 +21,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     ModelSelect,
+    Node,
     Tuple,
 )
 
@@ -89,7 +90,23 @@ def _timestamp(value: Any) -> str:
     return rfc3339(value) or ""
 
 
-def _format(field: Field) -> Callable[[Any], Any] | None:
+class Computed(NamedTuple):
+    """A column the database computes (a JSON field no table column holds), and how its
+    value is written."""
+    expression: Node
+    format: Callable[[Any], Any] | None
+
+
+def boolean(expression: Node) -> Computed:
+    return Computed(expression, _boolean)
+
+
+Column = Field | Computed
+
+
+def _format(field: Column) -> Callable[[Any], Any] | None:
+    if isinstance(field, Computed):
+        return field.format
     if isinstance(field, ForeignKeyField) or field.primary_key:
         return None  # a uuid the server made or the pattern checked: nothing to guard
     if isinstance(field, DateTimeField):
@@ -146,17 +163,18 @@ def _lines(names: list[str], formats: list[Callable[[Any], Any] | None],
         yield buffer.getvalue().encode()
 
 
-def _position(fields: list[Field], wanted: Field) -> int:
+def _position(fields: list[Column], wanted: Field) -> int:
     return next(i for i, field in enumerate(fields) if field is wanted)
 
 
-def csv_answer(query: "ModelSelect[Any]", order: tuple[Field, ...], fields: dict[str, Field],
+def csv_answer(query: "ModelSelect[Any]", order: tuple[Field, ...], fields: Mapping[str, Column],
                filename: str) -> Response:
     """Stream every row of ``query`` as CSV: one column per JSON name of ``fields``, read
     from the field it maps to (the list's joins already in ``query``)."""
     selected = list(fields.values())
     positions = (_position(selected, order[0]), _position(selected, order[1]))
-    chunks = keyset_chunks(query.select(*selected), order, positions)
+    expressions = [f.expression if isinstance(f, Computed) else f for f in selected]
+    chunks = keyset_chunks(query.select(*expressions), order, positions)
     body = _lines(list(fields), [_format(field) for field in selected], chunks)
     return Response(
         stream_with_context(body), status=200, mimetype=CSV,

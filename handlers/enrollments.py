@@ -1,16 +1,17 @@
 """Enrollments: the seed endpoint and its siblings. The rules are in certapi.lifecycle;
 this module finds rows, applies the rules and stores the result atomically."""
+import datetime
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from peewee import Expression, Field, IntegrityError, ModelSelect
+from peewee import Expression, IntegrityError, ModelSelect
 
 from certapi import csv_export, lifecycle, webhooks
 from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
-from models import Certification, Enrollment, Partner, User, database
+from models import Certification, Enrollment, Partner, User, base, database
 from models.base import utcnow
 
 Json = dict[str, Any]
@@ -26,16 +27,21 @@ def render(enrollment: Enrollment) -> Json:
     return enrollment.as_json(user_email=enrollment.user.email)
 
 
-# The CSV export's columns: each JSON field of ``render`` and the column it comes from.
-CSV_FIELDS: dict[str, Field] = {
-    "uuid": Enrollment.uuid, "certification_uuid": Enrollment.certification,
-    "user_uuid": Enrollment.user, "user_email": User.email, "partnership_uuid": Enrollment.partner,
-    "status": Enrollment.status, "progress_percentage": Enrollment.progress_percentage,
-    "enrolled_at": Enrollment.enrolled_at, "started_at": Enrollment.started_at,
-    "completed_at": Enrollment.completed_at, "assessment_attempts": Enrollment.assessment_attempts,
-    "assessment_best_score": Enrollment.assessment_best_score,
-    "assessment_passed": Enrollment.assessment_passed, "expires_at": Enrollment.expires_at,
-}
+def csv_fields(now: datetime.datetime) -> dict[str, csv_export.Column]:
+    """The CSV export's columns: each JSON field of ``render`` and the column it comes from."""
+    return {
+        "uuid": Enrollment.uuid, "certification_uuid": Enrollment.certification,
+        "user_uuid": Enrollment.user, "user_email": User.email,
+        "partnership_uuid": Enrollment.partner, "status": Enrollment.status,
+        "progress_percentage": Enrollment.progress_percentage,
+        "enrolled_at": Enrollment.enrolled_at, "started_at": Enrollment.started_at,
+        "completed_at": Enrollment.completed_at,
+        "assessment_attempts": Enrollment.assessment_attempts,
+        "assessment_best_score": Enrollment.assessment_best_score,
+        "assessment_passed": Enrollment.assessment_passed, "expires_at": Enrollment.expires_at,
+        "expired": csv_export.boolean(Enrollment.expired_column(now)),
+        "recertifies_enrollment_uuid": Enrollment.recertifies_enrollment,
+    }
 
 
 def with_user(query: ModelSelect) -> ModelSelect:
@@ -65,8 +71,8 @@ def enrollment_list(where: Expression, page: int, per_page: int, format: str | N
                     filename: str, **filters: str | None) -> Any:
     """A page as JSON, or every matching enrollment as CSV (csv_export)."""
     if csv_export.wants_csv(format):
-        return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER, CSV_FIELDS,
-                                     filename)
+        return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER,
+                                     csv_fields(base.utcnow()), filename)
     return csv_export.json_answer(enrollment_page(where, page, per_page, **filters))
 
 

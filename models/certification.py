@@ -13,6 +13,8 @@ class Certification(TimestampedModel):
     passing_score = DoubleField(default=70)
     max_attempts = IntegerField(null=True)
     validity_days = IntegerField(null=True)
+    # Days before expiry from which a holder may enroll again (certapi.lifecycle).
+    renewal_window_days = IntegerField(default=30)
 
     class Meta:
         indexes = ((("account", "created_at", "uuid"), False),)
@@ -26,6 +28,7 @@ class Certification(TimestampedModel):
             "passing_score": number(self.passing_score),
             "max_attempts": self.max_attempts,
             "validity_days": self.validity_days,
+            "renewal_window_days": self.renewal_window_days,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         }

@@ -1,12 +1,17 @@
+import datetime
+
 from peewee import (
     BooleanField,
+    Case,
     CharField,
     DateTimeField,
     DoubleField,
+    Expression,
     ForeignKeyField,
     IntegerField,
 )
 
+from models import base
 from models.account import Account
 from models.base import BaseModel, number, rfc3339, utcnow
 from models.certification import Certification
@@ -40,12 +45,42 @@ class Enrollment(BaseModel):
     # No longer read: concurrent changes queue on the row lock (handlers.enrollments.change).
     # The column stays until a migration drops it.
     version = IntegerField(default=0)
+    # The earlier completed enrollment this one renews (migration 0007 says why SET NULL).
+    recertifies_enrollment = ForeignKeyField(
+        "self", null=True, column_name="recertifies_enrollment_uuid", on_delete="SET NULL",
+        backref="renewals",
+    )
+    recertifies_enrollment_uuid: str | None
 
     class Meta:
         indexes = (
             (("certification", "enrolled_at", "uuid"), False),
             (("user", "enrolled_at", "uuid"), False),
+            (("certification", "expires_at"), False),
+            (("user", "expires_at"), False),
         )
+
+    def is_expired(self, now: datetime.datetime | None = None) -> bool:
+        """A completion whose ``expires_at`` has come; expiry is not a status."""
+        if self.status != "completed" or self.expires_at is None:
+            return False
+        # Read through the module so a test that sets models.base.utcnow moves it too.
+        return bool(self.expires_at <= (now if now is not None else base.utcnow()))
+
+    @classmethod
+    def expired_at(cls, now: datetime.datetime) -> Expression:
+        """``is_expired`` in SQL: the enrollments expired at ``now``."""
+        return (cls.status == "completed") & (cls.expires_at <= now)
+
+    @classmethod
+    def not_expired_at(cls, now: datetime.datetime) -> Expression:
+        """Its complement, spelled out: NOT of the above is NULL (not true) where
+        expires_at is NULL."""
+        return (cls.status != "completed") | cls.expires_at.is_null() | (cls.expires_at > now)
+
+    @classmethod
+    def expired_column(cls, now: datetime.datetime) -> Case:
+        return Case(None, [(cls.expired_at(now), True)], False)
 
     def as_json(self, user_email: str) -> dict:
         return {
@@ -63,4 +98,6 @@ class Enrollment(BaseModel):
             "assessment_best_score": number(self.assessment_best_score),
             "assessment_passed": self.assessment_passed,
             "expires_at": rfc3339(self.expires_at),
+            "expired": self.is_expired(),
+            "recertifies_enrollment_uuid": self.recertifies_enrollment_uuid,
         }

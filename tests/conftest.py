@@ -1,5 +1,6 @@
 """Shared fixtures: one app on a temporary SQLite file for the whole session, and a
 fresh account per test, so tests never see each other's data (tenancy does the rest)."""
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -168,6 +169,24 @@ class Api:
 @pytest.fixture
 def api(client, tenant) -> Api:
     return Api(client, tenant)
+
+
+class Clock:
+    """The process's wall clock (every ``datetime.now``, so models.base.utcnow, the row
+    defaults and the handlers alike), moved by the test: it starts at the real time and
+    keeps ticking; ``advance(days=400)`` jumps ahead. Time never goes back mid-test."""
+
+    def __init__(self, machine):
+        self._machine = machine
+        machine.move_to(datetime.datetime.now(datetime.UTC), tick=True)
+
+    def advance(self, **delta: float) -> None:
+        self._machine.shift(datetime.timedelta(**delta))
+
+
+@pytest.fixture
+def clock(time_machine) -> Clock:
+    return Clock(time_machine)
 
 
 def pytest_sessionfinish(session, exitstatus):
