@@ -49,9 +49,9 @@ def enrollments(cert: Certification, expires: list[datetime.datetime | None],
     """One enrollment per entry of ``expires`` (each of a user of its own), written
     directly with the given ``expires_at``."""
     now = utcnow()
-    users = [{"uuid": new_uuid(), "account": cert.account_id, "email": f"{i}@expiry.example",
-              "email_key": f"{i}@expiry.example", "created_at": now, "updated_at": now}
-             for i in range(len(expires))]
+    emails = [f"{new_uuid()[:8]}.{i}@expiry.example" for i in range(len(expires))]
+    users = [{"uuid": new_uuid(), "account": cert.account_id, "email": email,
+              "email_key": email, "created_at": now, "updated_at": now} for email in emails]
     rows = [{"uuid": new_uuid(), "account": cert.account_id, "certification": cert.uuid,
              "user": user["uuid"], "status": status, "progress_percentage": 100,
              "enrolled_at": now - 400 * DAY, "completed_at": now - 365 * DAY,
@@ -99,7 +99,8 @@ def test_payload_is_the_enrollment(db):
     assert body["type"] == EXPIRED and event.account_id == cert.account_id
     data = body["data"]
     assert data["uuid"] == uuid and data["status"] == "completed"
-    assert data["user_email"] == "0@expiry.example"
+    holder = User.get_by_id(Enrollment.get_by_id(uuid).user_uuid)
+    assert data["user_email"] == holder.email
     assert data["certification_uuid"] == cert.uuid
     assert data["expired"] is True and data["expires_at"].endswith("Z")
 
