@@ -16,7 +16,14 @@ import pytest
 from certapi import lifecycle
 from certapi.webhooks import expiry
 from models import (
-    Account, Certification, Enrollment, Event, User, WebhookDelivery, WebhookEndpoint, database,
+    Account,
+    Certification,
+    Enrollment,
+    Event,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+    database,
 )
 from models.base import new_uuid, utcnow
 from models.db import init_database

@@ -15,13 +15,13 @@ import datetime
 import logging
 import os
 import threading
+from typing import Any
 
-from peewee import JOIN, Expression, Value, fn
+from peewee import JOIN, ColumnBase, Value, fn
 
 from certapi import lifecycle
 from certapi.webhooks.outbox import emit_many
-from models import Certification, Enrollment, User, database
-from models import base
+from models import Certification, Enrollment, User, base, database
 from models.db import is_postgres
 
 log = logging.getLogger("certapi.expiry")
@@ -37,7 +37,7 @@ def scan_seconds() -> float:
     return float(raw) if raw else DEFAULT_SCAN_SECONDS
 
 
-def _window_opens() -> Expression:
+def _window_opens() -> ColumnBase:
     """``expires_at`` − ``renewal_window_days`` days, in the bound database's SQL."""
     if is_postgres():
         return Enrollment.expires_at - fn.make_interval(0, 0, 0, Certification.renewal_window_days)
@@ -47,7 +47,7 @@ def _window_opens() -> Expression:
                        fn.printf("-%d days", Certification.renewal_window_days))
 
 
-def _due(event_type: str, now: datetime.datetime) -> Expression:
+def _due(event_type: str, now: datetime.datetime) -> ColumnBase:
     """The unmarked completed enrollments ``event_type`` may be due for (each index-backed
     by a partial index of migration 0008); certapi.lifecycle decides on each row."""
     due = (Enrollment.status == "completed") & Enrollment.expires_at.is_null(False)
@@ -57,7 +57,7 @@ def _due(event_type: str, now: datetime.datetime) -> Expression:
             & (_window_opens() <= now))
 
 
-def _renewed() -> Expression:
+def _renewed() -> ColumnBase:
     """Whether a completed recertification of the enrollment exists."""
     renewal = Enrollment.alias("renewal")
     return fn.EXISTS(renewal.select(Value(1)).where(
@@ -82,7 +82,8 @@ def claim_batch(event_type: str, now: datetime.datetime, limit: int = BATCH) -> 
                  .limit(limit))
         if is_postgres():
             query = query.for_update(of=Enrollment, skip_locked=True)
-        rows = list(query.objects())
+        # Enrollments carrying the selected email, renewal_window_days and renewed.
+        rows: list[Any] = list(query.objects())
         handled, raise_for = [], []
         for row in rows:
             if lifecycle.expiry_notice(row.expires_at, row.renewal_window_days, now) != event_type:
@@ -92,7 +93,7 @@ def claim_batch(event_type: str, now: datetime.datetime, limit: int = BATCH) -> 
                 raise_for.append(row)
         if not handled:
             return 0
-        fields = {marker: now}
+        fields: dict[Any, Any] = {marker: now}
         if event_type == lifecycle.EXPIRED:
             # Past its expiry, an enrollment is never "about to expire" any more.
             fields[Enrollment.expiring_raised_at] = fn.COALESCE(Enrollment.expiring_raised_at, now)
