@@ -21,7 +21,7 @@ from certapi.contract.expect import ContractFailure, Missing, Skip
 from certapi.contract.routes import absent
 
 TOPICS = ("seed", "lifecycle", "resources", "errors", "pagination", "auth", "tenancy", "scale",
-          "webhooks", "traffic")
+          "webhooks", "traffic", "recert")
 OUTCOMES = ("PASS", "FAIL", "MISSING", "SKIP")
 # Why a scenario that needs a key did not run; the CLI option names what to pass.
 MISSING = {
