@@ -15,10 +15,7 @@ if TYPE_CHECKING:
     from models import Certification, Enrollment, Partner, User
 
 OPEN = ("enrolled", "in_progress")
-# An enrollment in one of these states blocks a new one for the same user and
-# certification (a failed one is history); the partial unique index of the migrations
-# holds the same rule against races.
-ACTIVE_STATUSES = ("enrolled", "in_progress", "completed")
+ALREADY_ENROLLED = "User is already enrolled in this certification"
 
 
 class TransitionRefused(Conflict):
@@ -41,11 +38,36 @@ def check_published(certification: "Certification") -> None:
         raise TransitionRefused(f"Certification is {certification.status}, not published")
 
 
-def check_not_enrolled(existing_statuses: Iterable[str]) -> None:
-    """A user holds one live enrollment per certification; after failing, they may
-    enroll again. ``existing_statuses``: their enrollments' in it."""
-    if any(status in ACTIVE_STATUSES for status in existing_statuses):
-        raise TransitionRefused("User is already enrolled in this certification")
+def check_may_enroll(held: Iterable["Enrollment"], certification: "Certification",
+                     now: datetime.datetime) -> "Enrollment | None":
+    """May a user holding ``held`` (their enrollments in ``certification``) enroll in it?
+
+    Returns the completed enrollment the new one renews, or None for a first enrollment
+    (none held, or only failed ones: a failure is history). Refused (409) while one is
+    open, and while the most recent completion is valid and not yet inside the
+    certification's ``renewal_window_days``: it expired, or expires within that many
+    days, and the user may recertify. The unique index on open enrollments
+    (migration 0007) holds the open-one rule against races, renewals included."""
+    held = list(held)
+    if any(enrollment.status in OPEN for enrollment in held):
+        raise TransitionRefused(ALREADY_ENROLLED)
+    completions = [enrollment for enrollment in held if enrollment.status == "completed"]
+    if not completions:
+        return None
+    latest = max(completions, key=lambda e: (e.completed_at or e.enrolled_at, e.enrolled_at, e.uuid))
+    if latest.expires_at is None:
+        raise TransitionRefused(ALREADY_ENROLLED)
+    renewable_from = latest.expires_at - datetime.timedelta(days=certification.renewal_window_days)
+    if now < renewable_from:
+        raise TransitionRefused(
+            f"{ALREADY_ENROLLED} (completed, valid until {_stamp(latest.expires_at)}; "
+            f"it can be renewed from {_stamp(renewable_from)})"
+        )
+    return latest
+
+
+def _stamp(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _start(enrollment: "Enrollment", now: datetime.datetime) -> None:

@@ -6,16 +6,17 @@ of three lookups per item. The whole request is one transaction, so a crash leav
 of the items made; the accepted items go in with one INSERT, and if the database refuses
 any of them (a race the rules could not see), each goes in its own savepoint, so an item
 is either fully created or absent."""
+import datetime
 from typing import Any
 
 from peewee import IntegrityError
 
 from certapi import lifecycle, webhooks
 from certapi.errors import ApiError, Conflict, NotFound
-from handlers.enrollments import render
+from handlers.enrollments import HELD_FIELDS, held, render
 from handlers.scoping import owned
 from models import Certification, Enrollment, Partner, User, database
-from models.base import BaseModel
+from models.base import BaseModel, utcnow
 from models.db import is_postgres
 
 Json = dict[str, Any]
@@ -32,24 +33,21 @@ def _by_uuid(model: type[BaseModel], uuids: set[str], account: str) -> dict[str,
     return {row.uuid: row for row in rows}
 
 
-def _statuses(certification: Certification, users: set[str]) -> dict[str, list[str]]:
-    """Each user's enrollment statuses in ``certification``, one query for all."""
-    held: dict[str, list[str]] = {uuid: [] for uuid in users}
-    rows: Any = Enrollment.select(Enrollment.user, Enrollment.status).where(
-        (Enrollment.certification == certification) & Enrollment.user.in_(list(users))
-    ).tuples()
-    for user_uuid, status in rows:
-        held[user_uuid].append(status)
+def _held(certification: Certification, users: set[str]) -> dict[str, list[Enrollment]]:
+    """Each user's enrollments in ``certification`` (what the lifecycle reads), one query
+    for all."""
+    held: dict[str, list[Enrollment]] = {uuid: [] for uuid in users}
+    if users:
+        rows = Enrollment.select(*HELD_FIELDS).where(
+            (Enrollment.certification == certification) & Enrollment.user.in_(list(users)))
+        for row in rows:
+            held[row.user_uuid].append(row)
     return held
 
 
-def _statuses_now(certification: Certification, member: User) -> list[str]:
-    return [row.status for row in Enrollment.select(Enrollment.status).where(
-        (Enrollment.certification == certification) & (Enrollment.user == member))]
-
-
 def _judge(item: Json, certification: Certification, members: dict[str, User],
-           partners: dict[str, Partner], held: dict[str, list[str]]) -> Enrollment:
+           partners: dict[str, Partner], held: dict[str, list[Enrollment]],
+           now: datetime.datetime) -> Enrollment:
     """One item, as createEnrollment judges it: the same 404s, then the lifecycle's rules.
     Returns the enrollment to store (not yet stored)."""
     member = members.get(item["user_uuid"].lower())
@@ -60,11 +58,10 @@ def _judge(item: Json, certification: Certification, members: dict[str, User],
     if given and partner is None:
         raise NotFound("Partner not found")
     lifecycle.check_enrollment(certification, member, partner)
-    statuses = held[member.uuid]
-    lifecycle.check_not_enrolled(statuses)
+    renews = lifecycle.check_may_enroll(held[member.uuid], certification, now)
     enrollment = Enrollment(account=certification.account_id, certification=certification,
-                            user=member, partner=partner)
-    statuses.append(enrollment.status)
+                            user=member, partner=partner, recertifies_enrollment=renews)
+    held[member.uuid].append(enrollment)  # the same user again in this request: it is open
     return enrollment
 
 
@@ -75,10 +72,11 @@ def _store_one(enrollment: Enrollment, certification: Certification) -> ApiError
         with database.atomic():
             enrollment.save(force_insert=True)
     except IntegrityError:
-        # A single enrollment committed since the statuses were read (PostgreSQL), or a
+        # A single enrollment committed since the enrollments were read (PostgreSQL), or a
         # foreign key caught a row deleted meanwhile.
         try:
-            lifecycle.check_not_enrolled(_statuses_now(certification, enrollment.user))
+            lifecycle.check_may_enroll(held(certification, enrollment.user), certification,
+                                       utcnow())
         except ApiError as error:
             return error
         return Conflict("The user, certification or partner changed meanwhile; retry")
@@ -122,11 +120,12 @@ def create_enrollments_bulk(uuid: str, body: Json, user: str) -> Json:
                                  (f"bulk-enroll:{certification.uuid}",))
         members = _by_uuid(User, user_keys, user)
         partners = _by_uuid(Partner, partner_keys, user)
-        held = _statuses(certification, set(members))
+        now = utcnow()
+        holdings = _held(certification, set(members))
         judged: list[Enrollment | ApiError] = []
         for item in items:
             try:
-                judged.append(_judge(item, certification, members, partners, held))
+                judged.append(_judge(item, certification, members, partners, holdings, now))
             except ApiError as error:
                 judged.append(error)
         accepted = [e for e in judged if isinstance(e, Enrollment)]

@@ -122,6 +122,17 @@ def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str
                            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
 
 
+# What certapi.lifecycle.check_may_enroll reads of a user's enrollments.
+HELD_FIELDS = (Enrollment.uuid, Enrollment.user, Enrollment.status, Enrollment.enrolled_at,
+               Enrollment.completed_at, Enrollment.expires_at)
+
+
+def held(certification: Certification, member: User) -> list[Enrollment]:
+    """``member``'s enrollments in ``certification``, read afresh (a query caches its rows)."""
+    return list(Enrollment.select(*HELD_FIELDS).where(
+        (Enrollment.certification == certification) & (Enrollment.user == member)))
+
+
 def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict[str, str]]:
     certification = owned(Certification, uuid, "Certification", user)
     member = owned(User, body["user_uuid"], "User", user)
@@ -129,22 +140,20 @@ def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict
     partner = owned(Partner, given, "Partner", user) if given else None
     lifecycle.check_enrollment(certification, member, partner)
 
-    def existing_statuses() -> list[str]:  # a fresh query each time: a query caches its rows
-        return [row.status for row in Enrollment.select(Enrollment.status).where(
-            (Enrollment.certification == certification) & (Enrollment.user == member))]
-
     try:
         with database.atomic():
-            lifecycle.check_not_enrolled(existing_statuses())
+            renews = lifecycle.check_may_enroll(held(certification, member), certification,
+                                                utcnow())
             enrollment = Enrollment.create(
                 account=certification.account_id, certification=certification,
-                user=member, partner=partner,
+                user=member, partner=partner, recertifies_enrollment=renews,
             )
             webhooks.enrollment_created(enrollment.account_id, render(enrollment))
     except IntegrityError:
-        # Either the partial unique index caught a concurrent twin, or a foreign key
-        # caught the user, certification or partner being deleted meanwhile.
-        lifecycle.check_not_enrolled(existing_statuses())
+        # Either the unique index on open enrollments caught a concurrent twin (a renewal
+        # of the same completion too), or a foreign key caught the user, certification,
+        # partner or renewed enrollment being deleted meanwhile.
+        lifecycle.check_may_enroll(held(certification, member), certification, utcnow())
         raise Conflict("The user, certification or partner changed meanwhile; retry") from None
     enrollment.user = member
     return created(render(enrollment), location(enrollment))

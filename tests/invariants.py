@@ -28,9 +28,22 @@ RULES = [
      "OR e.assessment_attempts <> c.max_attempts OR e.completed_at IS NOT NULL)"),
     ("started once anything happened",
      "SELECT e.uuid FROM enrollment e WHERE (e.status = 'enrolled') <> (e.started_at IS NULL)"),
-    ("at most one live enrollment per user and certification",
-     "SELECT certification_uuid, user_uuid FROM enrollment WHERE status <> 'failed' "
+    ("at most one open enrollment per user and certification",
+     "SELECT certification_uuid, user_uuid FROM enrollment "
+     "WHERE status IN ('enrolled', 'in_progress') "
      "GROUP BY certification_uuid, user_uuid HAVING COUNT(*) > 1"),
+    ("a user's non-failed enrollments after the first in a certification are renewals",
+     "SELECT certification_uuid, user_uuid FROM enrollment "
+     "WHERE status <> 'failed' AND recertifies_enrollment_uuid IS NULL "
+     "GROUP BY certification_uuid, user_uuid HAVING COUNT(*) > 1"),
+    ("a renewal renews a completion of the same user and certification",
+     "SELECT e.uuid FROM enrollment e JOIN enrollment r ON r.uuid = e.recertifies_enrollment_uuid "
+     "WHERE r.status <> 'completed' OR r.user_uuid <> e.user_uuid "
+     "OR r.certification_uuid <> e.certification_uuid"),
+    ("a completion is renewed at most once (failed renewals aside)",
+     "SELECT recertifies_enrollment_uuid FROM enrollment "
+     "WHERE status <> 'failed' AND recertifies_enrollment_uuid IS NOT NULL "
+     "GROUP BY recertifies_enrollment_uuid HAVING COUNT(*) > 1"),
 ]
 
 

@@ -149,18 +149,18 @@ def test_a_thousand_items(api, client, tenant):
 
 def test_an_insert_the_database_refuses_undoes_that_item_only(api, client, tenant, monkeypatch):
     """A race the rules cannot see: the second user's enrollment is committed after the
-    request read the statuses. The unique index refuses it; each item then goes in its
+    request read the enrollments. The unique index refuses it; each item then goes in its
     own savepoint, and only that one is a 409."""
     certification, first, second, third = api.certification(), api.user(), api.user(), api.user()
     raced = api.enroll(certification, second)
-    read = handlers.bulk._statuses
+    read = handlers.bulk._held
 
     def before_the_race(certification_row, users):
         held = read(certification_row, users)
         held[second["uuid"]] = []
         return held
 
-    monkeypatch.setattr(handlers.bulk, "_statuses", before_the_race)
+    monkeypatch.setattr(handlers.bulk, "_held", before_the_race)
     body = bulk(client, tenant, certification, [{"user_uuid": u["uuid"]} for u in (first, second, third)])
     assert [r["status"] for r in body["data"]] == [201, 409, 201]
     assert body["data"][1]["error"]["message"] == "User is already enrolled in this certification"

@@ -89,6 +89,32 @@ def test_identical_enrollments_create_exactly_one(live):
         assert stored == [(winner["uuid"],)]
 
 
+def test_racing_renewals_of_one_completion_create_exactly_one(live):
+    """A completion inside its renewal window at once (window ≥ validity): every request
+    of a round may renew it; exactly one does, linked to it, single and bulk alike."""
+    certification = live.certification(validity_days=10, renewal_window_days=10)
+    path = f"/v1/certifications/{certification['uuid']}/enrollments"
+    for bulk in (False, True) * 3:
+        done = live.enrollment(certification)
+        live.storm([("POST", enrollment_path(done) + "/assessment-attempts", {"score": 100})])
+        body = {"user_uuid": done["user_uuid"]}
+        request = ("POST", path + "/bulk", {"enrollments": [body]}) if bulk else ("POST", path, body)
+        responses = live.storm([request] * CONNECTIONS)
+        if bulk:
+            assert statuses(responses) == {200: CONNECTIONS}
+            items = [r.json()["data"][0] for r in responses]
+            assert Counter(item["status"] for item in items) == {201: 1, 409: CONNECTIONS - 1}
+            winner = next(item["enrollment"] for item in items if item["status"] == 201)
+        else:
+            assert statuses(responses) == {201: 1, 409: CONNECTIONS - 1}
+            winner = next(r.json() for r in responses if r.status_code == 201)
+        assert winner["recertifies_enrollment_uuid"] == done["uuid"]
+        stored = query(live.database_url, "SELECT uuid, recertifies_enrollment_uuid FROM enrollment "
+                       "WHERE certification_uuid = ? AND user_uuid = ? ORDER BY enrolled_at",
+                       certification["uuid"], done["user_uuid"])
+        assert stored == [(done["uuid"], None), (winner["uuid"], done["uuid"])]
+
+
 def test_overlapping_bulk_requests_enroll_each_user_once(live):
     certification = live.certification()
     users = [live.user()["uuid"] for _ in range(40)]
@@ -108,20 +134,23 @@ def test_overlapping_bulk_requests_enroll_each_user_once(live):
     assert sorted(stored) == sorted((u, 1) for u in users)
 
 
-def test_the_database_itself_refuses_a_second_live_enrollment(live):
-    """The partial unique index, independent of timing: beside a live enrollment the
-    database refuses another live one and accepts a failed one (history)."""
+def test_the_database_itself_refuses_a_second_open_enrollment(live):
+    """The partial unique index, independent of timing: beside an open enrollment the
+    database refuses another open one (two renewals of one completion included) and
+    accepts a finished one (history; whether a completion may be renewed is the
+    lifecycle's rule)."""
     existing = live.enrollment(live.certification())
     insert = ("INSERT INTO enrollment (uuid, account_id, certification_uuid, user_uuid, status, "
               "progress_percentage, enrolled_at, assessment_attempts, version) "
               "SELECT ?, account_id, certification_uuid, user_uuid, ?, 0, enrolled_at, 0, 0 "
               "FROM enrollment WHERE uuid = ?")
-    for status in ("enrolled", "in_progress", "completed"):
+    for status in ("enrolled", "in_progress"):
         with pytest.raises(IntegrityError):
             query(live.database_url, insert, str(uuid.uuid4()), status, existing["uuid"])
-    failed = str(uuid.uuid4())
-    query(live.database_url, insert, failed, "failed", existing["uuid"])
-    query(live.database_url, "DELETE FROM enrollment WHERE uuid = ?", failed)
+    for status in ("failed", "completed"):
+        finished = str(uuid.uuid4())
+        query(live.database_url, insert, finished, status, existing["uuid"])
+        query(live.database_url, "DELETE FROM enrollment WHERE uuid = ?", finished)
 
 
 def attempt_storm(live, certification, scores):

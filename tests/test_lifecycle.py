@@ -7,7 +7,7 @@ from certapi.errors import Conflict, ValidationFailed
 from certapi.lifecycle import (
     TransitionRefused,
     check_enrollment,
-    check_not_enrolled,
+    check_may_enroll,
     record_attempt,
     report_progress,
 )
@@ -195,15 +195,108 @@ def test_partner_rules_come_before_the_status_rule():
         check_enrollment(certification(status="draft"), _user("p-1"), None)
 
 
+# --- enrolling (again): check_may_enroll --------------------------------------------------
+
+DAY = datetime.timedelta(days=1)
+ALREADY = "^User is already enrolled in this certification"
+
+
+def held(status, completed_days_ago=None, expires_in_days=None, uuid=None) -> Enrollment:
+    """One enrollment the user holds; completion and expiry relative to NOW."""
+    completed = NOW - completed_days_ago * DAY if completed_days_ago is not None else None
+    expires = NOW + expires_in_days * DAY if expires_in_days is not None else None
+    return enrollment(status=status, completed_at=completed, expires_at=expires,
+                      enrolled_at=(completed or NOW) - DAY, **({"uuid": uuid} if uuid else {}))
+
+
+def renewing(window=30) -> Certification:
+    return certification(validity_days=365, renewal_window_days=window)
+
+
 @pytest.mark.parametrize("existing", [[], ["failed"], ["failed", "failed"]])
 def test_enrolling_again_after_failing_is_allowed(existing):
-    check_not_enrolled(existing)
+    assert check_may_enroll([held(s) for s in existing], renewing(), NOW) is None
 
 
-@pytest.mark.parametrize("live", ["enrolled", "in_progress", "completed"])
-def test_a_live_enrollment_blocks_another(live):
-    with pytest.raises(TransitionRefused, match="^User is already enrolled in this certification$"):
-        check_not_enrolled(["failed", live])
+@pytest.mark.parametrize("live", ["enrolled", "in_progress"])
+def test_an_open_enrollment_blocks_another(live):
+    with pytest.raises(TransitionRefused, match=ALREADY + "$"):
+        check_may_enroll([held("failed"), held(live)], renewing(), NOW)
+
+
+def test_an_open_renewal_blocks_another_even_when_the_completion_expired():
+    past = held("completed", completed_days_ago=400, expires_in_days=-35)
+    with pytest.raises(TransitionRefused, match=ALREADY + "$"):
+        check_may_enroll([past, held("enrolled")], renewing(), NOW)
+
+
+def test_a_completion_that_never_expires_blocks_another():
+    with pytest.raises(TransitionRefused, match=ALREADY + "$"):
+        check_may_enroll([held("completed", completed_days_ago=1)], certification(), NOW)
+
+
+def test_a_valid_completion_outside_the_window_blocks_another_and_says_when():
+    done = held("completed", completed_days_ago=10, expires_in_days=355)
+    with pytest.raises(TransitionRefused, match=ALREADY) as refused:
+        check_may_enroll([done], renewing(30), NOW)
+    renewable = (NOW + 325 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"it can be renewed from {renewable}" in refused.value.message
+
+
+@pytest.mark.parametrize("expires_in_days", [30, 29.99, 1, 0.001])
+def test_a_completion_inside_its_window_is_renewed(expires_in_days):
+    done = held("completed", completed_days_ago=335, expires_in_days=expires_in_days)
+    assert check_may_enroll([done], renewing(30), NOW) is done
+
+
+def test_the_window_starts_exactly_renewal_window_days_before_expiry():
+    done = held("completed", completed_days_ago=300, expires_in_days=30)
+    assert check_may_enroll([done], renewing(30), NOW) is done
+    with pytest.raises(TransitionRefused):
+        check_may_enroll([done], renewing(29), NOW)
+
+
+@pytest.mark.parametrize("expires_in_days", [0, -1, -1000])
+def test_an_expired_completion_is_renewed(expires_in_days):
+    done = held("completed", completed_days_ago=400, expires_in_days=expires_in_days)
+    assert check_may_enroll([done], renewing(30), NOW) is done
+
+
+def test_window_zero_renews_only_once_expired():
+    done = held("completed", completed_days_ago=364, expires_in_days=0.01)
+    with pytest.raises(TransitionRefused):
+        check_may_enroll([done], renewing(0), NOW)
+    assert check_may_enroll([done], renewing(0), NOW + DAY) is done
+
+
+def test_only_the_most_recent_completion_counts():
+    old = held("completed", completed_days_ago=800, expires_in_days=-435, uuid="old")
+    renewal = held("completed", completed_days_ago=20, expires_in_days=345, uuid="new")
+    with pytest.raises(TransitionRefused):
+        check_may_enroll([renewal, old], renewing(30), NOW)
+    expiring = held("completed", completed_days_ago=340, expires_in_days=25, uuid="new")
+    assert check_may_enroll([expiring, old], renewing(30), NOW) is expiring
+    assert check_may_enroll([old, expiring], renewing(30), NOW) is expiring
+
+
+def test_failed_then_completed_counts_the_completion():
+    done = held("completed", completed_days_ago=2, expires_in_days=363)
+    with pytest.raises(TransitionRefused):
+        check_may_enroll([held("failed"), done], renewing(30), NOW)
+    expired = held("completed", completed_days_ago=370, expires_in_days=-5)
+    assert check_may_enroll([held("failed"), expired], renewing(30), NOW) is expired
+
+
+def test_a_failed_renewal_leaves_the_completion_renewable():
+    expired = held("completed", completed_days_ago=370, expires_in_days=-5)
+    assert check_may_enroll([expired, held("failed")], renewing(30), NOW) is expired
+
+
+def test_a_never_expiring_latest_completion_wins_over_an_expired_older_one():
+    old = held("completed", completed_days_ago=800, expires_in_days=-435)
+    forever = held("completed", completed_days_ago=5)
+    with pytest.raises(TransitionRefused, match=ALREADY + "$"):
+        check_may_enroll([old, forever], renewing(30), NOW)
 
 
 def test_refusals_are_409_conflicts():
