@@ -302,3 +302,25 @@ def test_a_process_killed_between_claim_and_commit_leaves_nothing_half_done(
         expiry.scan()
         assert sorted(events()) == sorted([(EXPIRED, uuids[0]), (EXPIRING, uuids[1])])
         database.obj.close_all()
+
+
+NOW = datetime.datetime(2026, 6, 1, 12, 0)
+
+
+@pytest.mark.parametrize(("expires_at", "window", "due"), [
+    (None, 30, None),                              # never expires
+    (NOW + 31 * DAY, 30, None),                    # before its window
+    (NOW + 30 * DAY, 30, EXPIRING),                # the window opens now
+    (NOW + DAY, 30, EXPIRING),                     # inside it
+    (NOW + datetime.timedelta(microseconds=1), 0, None),  # a window of 0: no "expiring"
+    (NOW, 30, EXPIRED),                            # expires now
+    (NOW, 0, EXPIRED),
+    (NOW - 400 * DAY, 30, EXPIRED),                # long expired: "expired" only
+])
+def test_lifecycle_expiry_notice(expires_at, window, due):
+    assert lifecycle.expiry_notice(expires_at, window, NOW) == due
+
+
+def test_lifecycle_a_renewed_enrollment_lapses_silently():
+    assert lifecycle.expiry_notice_silenced(renewed=True)
+    assert not lifecycle.expiry_notice_silenced(renewed=False)

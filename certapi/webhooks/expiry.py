@@ -30,6 +30,7 @@ DEFAULT_SCAN_SECONDS = 60.0
 # round trips, small enough that a transaction stays short and under SQLite's limit of
 # bound variables.
 BATCH = 500
+_MILLISECOND = datetime.timedelta(milliseconds=1)
 
 
 def scan_seconds() -> float:
@@ -41,8 +42,8 @@ def _window_opens() -> ColumnBase:
     """``expires_at`` − ``renewal_window_days`` days, in the bound database's SQL."""
     if is_postgres():
         return Enrollment.expires_at - fn.make_interval(0, 0, 0, Certification.renewal_window_days)
-    # SQLite keeps timestamps as text; '%f' gives seconds with milliseconds, which
-    # compares with the stored microseconds to within a millisecond.
+    # SQLite keeps timestamps as text; '%f' gives seconds with milliseconds (rounded), so
+    # the bound is within a millisecond: _due widens it by one, lifecycle decides exactly.
     return fn.strftime("%Y-%m-%d %H:%M:%f", Enrollment.expires_at,
                        fn.printf("-%d days", Certification.renewal_window_days))
 
@@ -54,7 +55,7 @@ def _due(event_type: str, now: datetime.datetime) -> ColumnBase:
     if event_type == lifecycle.EXPIRED:
         return due & Enrollment.expired_raised_at.is_null() & (Enrollment.expires_at <= now)
     return (due & Enrollment.expiring_raised_at.is_null() & (Enrollment.expires_at > now)
-            & (_window_opens() <= now))
+            & (_window_opens() <= now + _MILLISECOND))
 
 
 def _renewed() -> ColumnBase:
@@ -87,7 +88,7 @@ def claim_batch(event_type: str, now: datetime.datetime, limit: int = BATCH) -> 
         handled, raise_for = [], []
         for row in rows:
             if lifecycle.expiry_notice(row.expires_at, row.renewal_window_days, now) != event_type:
-                continue  # not due after all (the SQL bound rounds to the millisecond)
+                continue  # not due yet: the SQL bound is a millisecond wide
             handled.append(row.uuid)
             if not lifecycle.expiry_notice_silenced(bool(row.renewed)):
                 raise_for.append(row)
