@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from peewee import Expression, IntegrityError, ModelSelect
 
 from certapi import csv_export, lifecycle, webhooks
-from certapi.errors import Conflict, NotFound
+from certapi.errors import Conflict, NotFound, ValidationFailed
 from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
@@ -49,8 +49,25 @@ def with_user(query: ModelSelect) -> ModelSelect:
     return query.select(Enrollment, User.uuid, User.email).join(User)
 
 
+def timestamp(value: str, place: str) -> datetime.datetime:
+    """A query's RFC 3339 time (the spec's pattern admitted it) as naive UTC, the way the
+    columns hold it; a date the calendar lacks is still a 422."""
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValidationFailed(f"{place}: Not an RFC 3339 timestamp") from error
+    if parsed.tzinfo is None:
+        raise ValidationFailed(f"{place}: The timestamp needs a time zone (Z or ±hh:mm)")
+    try:
+        return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last UTC time Python has
+        return datetime.datetime.max if parsed.year > 1 else datetime.datetime.min
+
+
 def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,
-             partnership_uuid: str | None = None) -> "ModelSelect[Any]":
+             partnership_uuid: str | None = None, expired: bool | None = None,
+             expires_before: str | None = None,
+             expires_after: str | None = None) -> "ModelSelect[Any]":
     query: ModelSelect[Any] = Enrollment.select().where(where)
     if status is not None:
         query = query.where(Enrollment.status == status)
@@ -58,17 +75,27 @@ def filtered(where: Expression, status: str | None = None, user_uuid: str | None
         query = query.where(Enrollment.user == user_uuid.lower())
     if partnership_uuid is not None:
         query = query.where(Enrollment.partner == partnership_uuid.lower())
+    if expired is not None:
+        now = base.utcnow()
+        query = query.where(Enrollment.expired_at(now) if expired
+                            else Enrollment.not_expired_at(now))
+    if expires_before is not None:
+        query = query.where(Enrollment.expires_before(
+            timestamp(expires_before, "query/expires_before")))
+    if expires_after is not None:
+        query = query.where(Enrollment.expires_after(
+            timestamp(expires_after, "query/expires_after")))
     return query
 
 
-def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
-                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
-    query = filtered(where, status, user_uuid, partnership_uuid)
+def enrollment_page(where: Expression, page: int, per_page: int,
+                    **filters: Any) -> Json:
+    query = filtered(where, **filters)
     return paginate(query, ORDER, page, per_page, render, rows=with_user)
 
 
 def enrollment_list(where: Expression, page: int, per_page: int, format: str | None,
-                    filename: str, **filters: str | None) -> Any:
+                    filename: str, **filters: Any) -> Any:
     """A page as JSON, or every matching enrollment as CSV (csv_export)."""
     if csv_export.wants_csv(format):
         return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER,
@@ -115,11 +142,14 @@ def change(certification_uuid: str, enrollment_uuid: str, account: str,
 
 def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str | None = None,
                      user_uuid: str | None = None, partnership_uuid: str | None = None,
-                     format: str | None = None) -> Any:
+                     expired: bool | None = None, expires_before: str | None = None,
+                     expires_after: str | None = None, format: str | None = None) -> Any:
     certification = owned(Certification, uuid, "Certification", user)
     return enrollment_list(Enrollment.certification == certification, page, per_page, format,
                            f"certification-{certification.uuid}-enrollments.csv",
-                           status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
+                           status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid,
+                           expired=expired, expires_before=expires_before,
+                           expires_after=expires_after)
 
 
 # What certapi.lifecycle.check_may_enroll reads of a user's enrollments.

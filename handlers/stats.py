@@ -35,9 +35,12 @@ def get_certification_stats(uuid: str, user: str, partnership_uuid: str | None =
     certification = owned(Certification, uuid, "Certification", user)
     now = utcnow()
     completed = Enrollment.status == "completed"
-    valid = completed & (Enrollment.expires_at.is_null() | (Enrollment.expires_at > now))
-    expiring = completed & (Enrollment.expires_at > now) & (
-        Enrollment.expires_at <= now + EXPIRY_WINDOW)
+    # The enrollment lists' filters, to the letter: certified_now counts what
+    # status=completed&expired=false lists, expiring_within_30_days what
+    # status=completed&expires_after=now&expires_before=now+30 days lists.
+    valid = completed & Enrollment.not_expired_at(now)
+    expiring = completed & Enrollment.expires_after(now) & Enrollment.expires_before(
+        now + EXPIRY_WINDOW)
     query = Enrollment.select(
         fn.COUNT(SQL("*")),
         *(_count(Enrollment.status == status) for status in STATUSES),

@@ -96,7 +96,10 @@ def delete_user(uuid: str, user: str) -> tuple[None, int]:
 
 
 def list_user_enrollments(uuid: str, page: int, per_page: int, user: str,
-                          status: str | None = None, format: str | None = None) -> Any:
+                          status: str | None = None, expired: bool | None = None,
+                          expires_before: str | None = None, expires_after: str | None = None,
+                          format: str | None = None) -> Any:
     member = owned(User, uuid, "User", user)
     return enrollment_list(Enrollment.user == member, page, per_page, format,
-                           f"user-{member.uuid}-enrollments.csv", status=status)
+                           f"user-{member.uuid}-enrollments.csv", status=status, expired=expired,
+                           expires_before=expires_before, expires_after=expires_after)

@@ -79,6 +79,14 @@ class Enrollment(BaseModel):
         return (cls.status != "completed") | cls.expires_at.is_null() | (cls.expires_at > now)
 
     @classmethod
+    def expires_before(cls, moment: datetime.datetime) -> Expression:
+        return cls.expires_at < moment
+
+    @classmethod
+    def expires_after(cls, moment: datetime.datetime) -> Expression:
+        return cls.expires_at > moment
+
+    @classmethod
     def expired_column(cls, now: datetime.datetime) -> Case:
         return Case(None, [(cls.expired_at(now), True)], False)
 

@@ -183,6 +183,12 @@ class Clock:
     def advance(self, **delta: float) -> None:
         self._machine.shift(datetime.timedelta(**delta))
 
+    def freeze(self) -> datetime.datetime:
+        """Stop the clock (every request then sees the same now); returns that now, naive UTC."""
+        now = datetime.datetime.now(datetime.UTC)
+        self._machine.move_to(now, tick=False)
+        return now.replace(tzinfo=None)
+
 
 @pytest.fixture
 def clock(time_machine) -> Clock:

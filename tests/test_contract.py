@@ -66,6 +66,9 @@ def without_webhooks(name: str) -> bool:
 
 # What a whole run in process (no webhook receiver) consists of.
 IN_PROCESS = {s.name for s in scenarios() if without_webhooks(s.name)}
+# Scenarios that need the server's clock to move (an enrollment expiring): over HTTP they
+# say SKIP with the reason, by design.
+CLOCK_BOUND = {"recert.expired"}
 
 
 def test_every_scenario_passes_in_process(app, keys):
@@ -74,7 +77,9 @@ def test_every_scenario_passes_in_process(app, keys):
         results = run_suite(client, keys, select=without_webhooks)
     assert [r.name for r in results] == [s.name for s in scenarios() if without_webhooks(s.name)]
     assert len(results) >= 30
-    assert outcomes(results)["PASS"] == {r.name for r in results}, format_table(results)
+    assert outcomes(results)["PASS"] == {r.name for r in results} - CLOCK_BOUND, format_table(results)
+    assert outcomes(results)["SKIP"] == CLOCK_BOUND, format_table(results)
+    assert all("clock" in r.reason for r in results if r.outcome == "SKIP")
     assert exit_code(results) == 0
 
 
@@ -218,7 +223,8 @@ VARIANTS = {
     # name: (how it breaks, scenarios that must fail, text every failure must contain,
     #        whether only those scenarios may fail)
     "enroll answers 200, not 201": (
-        dict(change=enroll_answers_200), {"seed.enroll_shape", "traffic.idempotent_replay"},
+        dict(change=enroll_answers_200), {"seed.enroll_shape", "traffic.idempotent_replay",
+                                          "recert.renew_in_window"},
         "expected 201", True),
     "user_email missing": (
         dict(change=drop_everywhere("user_email")), {"seed.enroll_shape"}, "user_email", False),
@@ -228,7 +234,8 @@ VARIANTS = {
         False),
     "second enrollment accepted": (
         dict(change=on_json(second_enrollment_accepted)),
-        {"seed.duplicate_enrollment", "seed.not_published"}, "expected 409", True),
+        {"seed.duplicate_enrollment", "seed.not_published", "recert.renew_in_window",
+         "recert.outside_window"}, "expected 409", True),
     "another account's data visible": (
         dict(rewrite=lambda keys: swap_key(keys, "other", "write")), {"tenancy.reads"},
         "expected 404", True),
@@ -237,6 +244,15 @@ VARIANTS = {
         {"auth.read_only_key"}, "expected 403", True),
     "Allow names one method": (
         dict(change=allow_lists_one_method), {"errors.method_not_allowed"}, "Allow header", True),
+    "renewal not linked": (
+        dict(change=drop_everywhere("recertifies_enrollment_uuid", None)),
+        {"recert.renew_in_window", "recert.bulk"}, "recertifies_enrollment_uuid", True),
+    "renewal_window_days always 30": (
+        dict(change=drop_everywhere("renewal_window_days", 30)), {"recert.fields"},
+        "renewal_window_days", True),
+    "every enrollment expired": (
+        dict(change=drop_everywhere("expired", True)),
+        {"recert.fields", "recert.renew_in_window", "recert.expired"}, "expired", True),
 }
 
 
@@ -343,7 +359,7 @@ def test_no_enrollment_delete_is_missing_and_nothing_cascades(app, keys, tmp_pat
         found = outcomes(results)
         assert found["FAIL"] == set(), format_table(results)
         assert found["MISSING"] == NEED_ENROLLMENT_DELETE, format_table(results)
-        assert found["PASS"] == IN_PROCESS - NEED_ENROLLMENT_DELETE
+        assert found["PASS"] == IN_PROCESS - NEED_ENROLLMENT_DELETE - CLOCK_BOUND
         assert exit_code(results) == 0 and exit_code(results, strict=True) == 1
     reasons = {r.name: r.reason for r in first}
     assert reasons["lifecycle.delete_enrollment"].startswith(
@@ -360,7 +376,8 @@ def test_no_enrollment_delete_is_missing_and_nothing_cascades(app, keys, tmp_pat
     body, leftovers = table.split("Left behind")
     assert "DELETE → 405" not in body, "a cleanup problem leaked into a verdict"
     summary = body.strip().splitlines()[-2:]
-    assert summary[0].startswith(f"{len(found['PASS'])} passed, 0 failed, 7 missing, 0 skipped"), summary
+    assert summary[0].startswith(
+        f"{len(found['PASS'])} passed, 0 failed, 7 missing, {len(CLOCK_BOUND)} skipped"), summary
     assert "seed 6/7" in summary[1] and "lifecycle 6/7" in summary[1] and "pagination 4/4" in summary[1]
 
 
@@ -475,9 +492,9 @@ def _cli(*args, env) -> str:
     return done.stdout.strip()
 
 
-# Scenarios that cannot run over HTTP (the suite cannot move the server's clock): each
-# a SKIP saying why.
-NEEDS_THE_SERVERS_CLOCK = {"recert.expiry_expired_once"}
+# Over HTTP, with an expiry scan running, the scenarios that still cannot run (the suite
+# cannot move the server's clock): each a SKIP saying why.
+NEEDS_THE_SERVERS_CLOCK = CLOCK_BOUND | {"recert.expiry_expired_once"}
 
 
 def test_cli_against_a_real_server(tmp_path):
@@ -616,3 +633,62 @@ def test_broken_program_scale_is_reported(app, keys, monkeypatch, variant):
     failed = {r.name: r.reason for r in results if r.outcome == "FAIL"}
     assert set(failed) == {owner}, format_table(results)
     assert reason in failed[owner], failed[owner]
+
+
+# --- recertification rules broken in the service ------------------------------------------
+
+def renewal_refused(held, certification, now):
+    """The rule before recertification: any completed or open enrollment blocks another."""
+    if any(e.status in ("enrolled", "in_progress", "completed") for e in held):
+        raise lifecycle.TransitionRefused(lifecycle.ALREADY_ENROLLED)
+
+
+def window_ignored(held, certification, now):
+    """Every completion that expires is renewable at once, whatever renewal_window_days says."""
+    wide = type(certification)(**{**certification.__data__, "renewal_window_days": 36500})
+    return REAL_CHECK(held, wide, now)
+
+
+REAL_CHECK = lifecycle.check_may_enroll
+
+
+def filters_ignored(monkeypatch):
+    import handlers.enrollments
+    real = handlers.enrollments.filtered
+
+    def without_expiry(where, expired=None, expires_before=None, expires_after=None, **rest):
+        return real(where, **rest)
+    monkeypatch.setattr(handlers.enrollments, "filtered", without_expiry)
+
+
+def before_inclusive(monkeypatch):
+    from models import Enrollment
+    monkeypatch.setattr(Enrollment, "expires_before",
+                        classmethod(lambda cls, moment: cls.expires_at <= moment))
+
+
+RECERT_VARIANTS = {
+    # name: (how the service breaks, {scenario that must fail: text of its reason})
+    "renewal refused": (
+        lambda mp: mp.setattr(lifecycle, "check_may_enroll", renewal_refused),
+        {"recert.renew_in_window": "expected 201", "recert.bulk": "bulk statuses"}),
+    "renewal window ignored": (
+        lambda mp: mp.setattr(lifecycle, "check_may_enroll", window_ignored),
+        {"recert.outside_window": "expected 409", "recert.bulk": "holder outside the window"}),
+    "expiry filters ignored": (filters_ignored, {"recert.filters": "expired=true"}),
+    "expires_before includes its bound": (before_inclusive, {"recert.filters": "expires_before"}),
+}
+
+
+@pytest.mark.parametrize("variant", RECERT_VARIANTS)
+def test_broken_recertification_is_reported(app, keys, monkeypatch, variant):
+    """The service itself loses a recertification rule; the scenario that owns it fails and
+    the seed's scenarios (the enroll rule's other half) still pass."""
+    breaks, owners = RECERT_VARIANTS[variant]
+    breaks(monkeypatch)
+    with app.test_client() as client:
+        results = run_suite(client, keys, select=lambda name: name.startswith(("recert.", "seed.")))
+    failed = {r.name: r.reason for r in results if r.outcome == "FAIL"}
+    assert set(failed) == set(owners), format_table(results)
+    for owner, reason in owners.items():
+        assert reason in failed[owner], failed[owner]
