@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "gunicorn supervising that many uvicorn workers)")
     serve.set_defaults(func=cmd_serve)
 
-    sub.add_parser("worker", parents=[common], help="deliver webhooks (no HTTP API)") \
+    sub.add_parser("worker", parents=[common], help="deliver webhooks and raise expiry events (no HTTP API)") \
         .set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", parents=[common], help="apply pending schema migrations; safe to repeat") \

@@ -140,3 +140,30 @@ def check_partner_change(old_partner: str | None, new_partner: str | None,
             "The user's partner cannot change while the user has open enrollments "
             "(enrolled or in_progress)"
         )
+
+
+EXPIRING, EXPIRED = "enrollment.expiring", "enrollment.expired"
+
+
+def expiry_notice(expires_at: datetime.datetime | None, renewal_window_days: int,
+                  now: datetime.datetime) -> str | None:
+    """The expiry event a completed enrollment is due at ``now``: ``enrollment.expired``
+    once ``expires_at`` has passed, ``enrollment.expiring`` inside the renewal window
+    (``expires_at`` − ``renewal_window_days`` ≤ now < ``expires_at``), else None. Each is
+    raised once: an enrollment first seen already expired gets ``expired`` alone (an
+    "about to expire" notice after the fact would only mislead), and a window of 0 days
+    has no ``expiring``."""
+    if expires_at is None:
+        return None
+    if expires_at <= now:
+        return EXPIRED
+    if expires_at - datetime.timedelta(days=renewal_window_days) <= now:
+        return EXPIRING
+    return None
+
+
+def expiry_notice_silenced(renewed: bool) -> bool:
+    """A holder who has already completed the recertification of an enrollment is not
+    lapsing: that enrollment's expiry events are not raised (they are marked as handled
+    without an event), so subscribers hear only about certificates that really run out."""
+    return renewed

@@ -52,16 +52,18 @@ class _Gunicorn(BaseApplication):
 
 def served_app() -> "connexion.FlaskApp":
     """The app as `certapi serve` runs it, one per worker process: with a webhook sender
-    in the background unless CERTAPI_WEBHOOK_BACKGROUND=0 (deployments that run
-    `certapi worker` instead)."""
+    and the expiry scan in the background unless CERTAPI_WEBHOOK_BACKGROUND=0
+    (deployments that run `certapi worker` instead)."""
     import os
 
     from certapi.app import create_app
+    from certapi.webhooks import expiry
     from certapi.webhooks.delivery import start_background
 
     app = create_app()
     if os.environ.get("CERTAPI_WEBHOOK_BACKGROUND", "1").strip() != "0":
         start_background()
+        expiry.start_background()
     return app
 
 

@@ -38,6 +38,10 @@ class Enrollment(BaseModel):
     assessment_best_score = DoubleField(null=True)
     assessment_passed = BooleanField(null=True)
     expires_at = DateTimeField(null=True)
+    # When the expiry scan raised enrollment.expiring / enrollment.expired (or decided
+    # never to): set in the transaction that writes the event, so each is raised once.
+    expiring_raised_at = DateTimeField(null=True)
+    expired_raised_at = DateTimeField(null=True)
     # No longer read: concurrent changes queue on the row lock (handlers.enrollments.change).
     # The column stays until a migration drops it.
     version = IntegerField(default=0)
