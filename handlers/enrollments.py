@@ -1,6 +1,7 @@
 """Enrollments: the seed endpoint and its siblings. The rules are in certapi.lifecycle;
 this module finds rows, applies the rules and stores the result atomically."""
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from peewee import Expression, Field, IntegrityError, ModelSelect
@@ -11,6 +12,7 @@ from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
 from models import Certification, Enrollment, Partner, User, database
+from models import tally
 from models.base import utcnow
 
 Json = dict[str, Any]
@@ -55,19 +57,24 @@ def filtered(where: Expression, status: str | None = None, user_uuid: str | None
     return query
 
 
-def enrollment_page(where: Expression, page: int, per_page: int, status: str | None = None,
-                    user_uuid: str | None = None, partnership_uuid: str | None = None) -> Json:
-    query = filtered(where, status, user_uuid, partnership_uuid)
-    return paginate(query, ORDER, page, per_page, render, rows=with_user)
+Tallied = Callable[..., int | None]
+
+
+def enrollment_page(where: Expression, page: int, per_page: int, tallied: Tallied | None = None,
+                    **filters: str | None) -> Json:
+    """``tallied(**filters)`` is the exact total from a tally, or None (then it is counted)."""
+    query = filtered(where, **filters)
+    total = tallied(**filters) if tallied else None
+    return paginate(query, ORDER, page, per_page, render, rows=with_user, total=total)
 
 
 def enrollment_list(where: Expression, page: int, per_page: int, format: str | None,
-                    filename: str, **filters: str | None) -> Any:
+                    filename: str, tallied: Tallied | None = None, **filters: str | None) -> Any:
     """A page as JSON, or every matching enrollment as CSV (csv_export)."""
     if csv_export.wants_csv(format):
         return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER, CSV_FIELDS,
                                      filename)
-    return csv_export.json_answer(enrollment_page(where, page, per_page, **filters))
+    return csv_export.json_answer(enrollment_page(where, page, per_page, tallied, **filters))
 
 
 def find(certification_uuid: str, enrollment_uuid: str, account: str,
@@ -113,7 +120,7 @@ def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str
     certification = owned(Certification, uuid, "Certification", user)
     return enrollment_list(Enrollment.certification == certification, page, per_page, format,
                            f"certification-{certification.uuid}-enrollments.csv",
-                           status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
+                           partial(tally.enrollment_total, certification.uuid), status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
 
 
 def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict[str, str]]:
