@@ -105,8 +105,8 @@ def test_the_migration_builds_tallies_for_existing_rows(api, database_url):
     for _ in range(3):
         api.enroll(certification, api.user())
     with database.atomic():
-        tallies.down(None, database)
-        tallies.up(None, database)
+        tallies.down(None, database.obj)
+        tallies.up(None, database.obj)
     assert tally_violations(database_url) == {}
     assert Enrollment.select().where(Enrollment.certification == certification["uuid"]).count() == 3
     rows = database.execute_sql(
