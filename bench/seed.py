@@ -12,7 +12,7 @@ import time
 
 from bench.ids import ACCOUNT, CERTIFICATION, ENROLLMENT, PARTNER, USER, Layout, uid
 from models import Account, ApiKey, Certification, Enrollment, Partner, User, database
-from models.db import init_database
+from models.db import init_database, is_postgres
 from models.migrate import migrate
 
 BATCH = 1000
@@ -123,7 +123,8 @@ def seed(url: str, layout: Layout) -> dict:
             ))
         _insert(Enrollment, enrollment_fields, rows)
         _progress(f"{layout.enrollments:,} enrollments, committing")
-    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    if not is_postgres():
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     database.close()
     return {"key": key, "layout": layout.__dict__}
 

@@ -11,8 +11,7 @@ from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
-from models import Certification, Enrollment, Partner, User, database
-from models import tally
+from models import Certification, Enrollment, Partner, User, database, tally
 from models.base import utcnow
 
 Json = dict[str, Any]
@@ -120,7 +119,8 @@ def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str
     certification = owned(Certification, uuid, "Certification", user)
     return enrollment_list(Enrollment.certification == certification, page, per_page, format,
                            f"certification-{certification.uuid}-enrollments.csv",
-                           partial(tally.enrollment_total, certification.uuid), status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid)
+                           partial(tally.enrollment_total, certification.uuid), status=status,
+                           user_uuid=user_uuid, partnership_uuid=partnership_uuid)
 
 
 def create_enrollment(uuid: str, body: Json, user: str) -> tuple[Json, int, dict[str, str]]:

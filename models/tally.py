@@ -81,6 +81,7 @@ def enrollment_sums(certification_uuid: str, partnership_uuid: str | None) -> di
              .group_by(EnrollmentTally.status))
     if partnership_uuid is not None:
         query = query.where(EnrollmentTally.partner_key == _partner(partnership_uuid))
-    return {row["status"]: {name: row[name] or 0 for name in SUMS} for row in query.dicts()}
+    rows: Any = query.dicts()
+    return {row["status"]: {name: row[name] or 0 for name in SUMS} for row in rows}
 
 
