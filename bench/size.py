@@ -13,6 +13,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
     load = os.getloadavg()
     print(f"\n{url.split(':')[0]}, {args.enrollments:,} enrollments, one client, "
           f"{args.requests} requests each; load average {load[0]:.1f} {load[1]:.1f}")
