@@ -15,7 +15,9 @@ rows whose deltas cancel (a progress report that changes no counted column locks
 so concurrent writers of one certification queue briefly instead of deadlocking.
 
 The migration locks the counted tables while it builds the tallies from the existing rows,
-so no write lands between the count and the trigger.
+so no write lands between the count and the trigger. It also adds the indexes that make
+a filtered list page and the stats' expiry counts index ranges, and drops migration
+0005's stats index, which the tallies replace.
 """
 from collections.abc import Callable
 
@@ -171,6 +173,13 @@ EXPIRY_INDEX = ("CREATE INDEX enrollment_expiry ON enrollment "
 # table row visited to test the status.
 STATUS_ORDER_INDEX = ("CREATE INDEX enrollment_status_order ON enrollment "
                       "(certification_uuid, status, enrolled_at, uuid)")
+# The same for a list filtered by partnership.
+PARTNER_ORDER_INDEX = ("CREATE INDEX enrollment_partner_order ON enrollment "
+                       "(certification_uuid, partner_uuid, enrolled_at, uuid)")
+# Migration 0005's index answered the stats by scanning a certification's slice of it;
+# the tallies answer them now and nothing else reads it, so writes stop paying for it.
+STATS_INDEX = ("CREATE INDEX enrollment_stats ON enrollment (certification_uuid, partner_uuid, "
+               "status, enrolled_at, completed_at, expires_at, assessment_best_score)")
 
 
 def up(migrator, db):
@@ -181,7 +190,7 @@ def up(migrator, db):
         db.execute_sql('LOCK TABLE enrollment, "user" IN SHARE ROW EXCLUSIVE MODE')
     statements = [ENROLLMENT_TABLE, USER_TABLE, *_backfill(postgres),
                   *(_postgres_triggers() if postgres else _sqlite_triggers()), EXPIRY_INDEX,
-                  STATUS_ORDER_INDEX]
+                  STATUS_ORDER_INDEX, PARTNER_ORDER_INDEX, "DROP INDEX enrollment_stats"]
     for statement in statements:
         db.execute_sql(statement)
 
@@ -189,8 +198,9 @@ def up(migrator, db):
 def down(migrator, db):
     from models.db import is_postgres
 
-    db.execute_sql("DROP INDEX IF EXISTS enrollment_expiry")
-    db.execute_sql("DROP INDEX IF EXISTS enrollment_status_order")
+    for index in ("enrollment_expiry", "enrollment_status_order", "enrollment_partner_order"):
+        db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+    db.execute_sql(STATS_INDEX)
     for table in ("enrollment", "user"):
         for event in ("insert", "delete", "update"):
             name = f"{table}_tally_{event}"
