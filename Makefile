@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint test-postgres bench bench-quick clean
+.PHONY: run test lint test-postgres bench bench-quick bench-size clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(BENCH_STAMP)
 
 bench-quick:
 	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
+# List pages and stats on 1,000,000 enrollments, one client (bench/size.py; seeding takes
+# a while: BENCH_ARGS="--keep-at /some/dir/m1.db" keeps the database, --database-url reuses it).
+bench-size: $(BENCH_STAMP)
+	$(BIN)/python -m bench.size $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) certapi.db certapi.db-shm certapi.db-wal certapi.db.lock certapi.db-ratelimit* certapi.db-idempotency.lock

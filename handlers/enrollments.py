@@ -2,6 +2,7 @@
 this module finds rows, applies the rules and stores the result atomically."""
 import datetime
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from peewee import Expression, IntegrityError, ModelSelect
@@ -11,7 +12,7 @@ from certapi.errors import Conflict, NotFound, ValidationFailed
 from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
-from models import Certification, Enrollment, Partner, User, base, database
+from models import Certification, Enrollment, Partner, User, base, database, tally
 from models.base import utcnow
 
 Json = dict[str, Any]
@@ -88,19 +89,24 @@ def filtered(where: Expression, status: str | None = None, user_uuid: str | None
     return query
 
 
-def enrollment_page(where: Expression, page: int, per_page: int,
+Tallied = Callable[..., int | None]
+
+
+def enrollment_page(where: Expression, page: int, per_page: int, tallied: Tallied | None = None,
                     **filters: Any) -> Json:
+    """``tallied(**filters)`` is the exact total from a tally, or None (then it is counted)."""
     query = filtered(where, **filters)
-    return paginate(query, ORDER, page, per_page, render, rows=with_user)
+    total = tallied(**filters) if tallied else None
+    return paginate(query, ORDER, page, per_page, render, rows=with_user, total=total)
 
 
 def enrollment_list(where: Expression, page: int, per_page: int, format: str | None,
-                    filename: str, **filters: Any) -> Any:
+                    filename: str, tallied: Tallied | None = None, **filters: Any) -> Any:
     """A page as JSON, or every matching enrollment as CSV (csv_export)."""
     if csv_export.wants_csv(format):
         return csv_export.csv_answer(with_user(filtered(where, **filters)), ORDER,
                                      csv_fields(base.utcnow()), filename)
-    return csv_export.json_answer(enrollment_page(where, page, per_page, **filters))
+    return csv_export.json_answer(enrollment_page(where, page, per_page, tallied, **filters))
 
 
 def find(certification_uuid: str, enrollment_uuid: str, account: str,
@@ -147,6 +153,7 @@ def list_enrollments(uuid: str, page: int, per_page: int, user: str, status: str
     certification = owned(Certification, uuid, "Certification", user)
     return enrollment_list(Enrollment.certification == certification, page, per_page, format,
                            f"certification-{certification.uuid}-enrollments.csv",
+                           partial(tally.enrollment_total, certification.uuid),
                            status=status, user_uuid=user_uuid, partnership_uuid=partnership_uuid,
                            expired=expired, expires_before=expires_before,
                            expires_after=expires_after)

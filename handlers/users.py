@@ -8,7 +8,7 @@ from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.enrollments import enrollment_list
 from handlers.scoping import created, no_content, owned
-from models import Enrollment, Partner, User, database
+from models import Enrollment, Partner, User, database, tally
 
 Json = dict[str, Any]
 ORDER = (User.created_at, User.uuid)
@@ -54,7 +54,9 @@ def list_users(page: int, per_page: int, user: str, email: str | None = None,
         query = query.where(User.partner == partnership_uuid.lower())
     if csv_export.wants_csv(format):
         return csv_export.csv_answer(query, ORDER, CSV_FIELDS, "users.csv")
-    return csv_export.json_answer(paginate(query, ORDER, page, per_page, User.as_json))
+    total = tally.user_total(user, partnership_uuid, email=email)
+    return csv_export.json_answer(paginate(query, ORDER, page, per_page, User.as_json,
+                                           total=total))
 
 
 def create_user(body: Json, user: str) -> tuple[Json, int, dict[str, str]]:

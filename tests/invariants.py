@@ -44,6 +44,29 @@ RULES = [
      "SELECT recertifies_enrollment_uuid FROM enrollment "
      "WHERE status <> 'failed' AND recertifies_enrollment_uuid IS NOT NULL "
      "GROUP BY recertifies_enrollment_uuid HAVING COUNT(*) > 1"),
+    ("each enrollment tally equals what it counts (and no tally counts rows that are gone)",
+     "SELECT a.certification_uuid, a.partner_key, a.status, a.n, t.enrollments FROM ("
+     "SELECT certification_uuid, COALESCE(partner_uuid, '') AS partner_key, status, "
+     "COUNT(*) AS n, COUNT(assessment_best_score) AS scored, "
+     "COALESCE(SUM(assessment_best_score), 0) AS best, COUNT(completed_at) AS timed "
+     "FROM enrollment GROUP BY certification_uuid, COALESCE(partner_uuid, ''), status) a "
+     "LEFT JOIN enrollment_tally t ON t.certification_uuid = a.certification_uuid "
+     "AND t.partner_key = a.partner_key AND t.status = a.status "
+     "WHERE t.enrollments IS NULL OR t.enrollments <> a.n OR t.scored <> a.scored "
+     "OR t.timed <> a.timed OR ABS(t.best_score_sum - a.best) > 1e-6 * (1 + ABS(a.best)) "
+     "UNION ALL SELECT t.certification_uuid, t.partner_key, t.status, 0, t.enrollments "
+     "FROM enrollment_tally t WHERE t.enrollments <> (SELECT COUNT(*) FROM enrollment e "
+     "WHERE e.certification_uuid = t.certification_uuid "
+     "AND COALESCE(e.partner_uuid, '') = t.partner_key AND e.status = t.status)"),
+    ("each user tally equals what it counts",
+     "SELECT a.account_id, a.partner_key, a.n, t.users FROM ("
+     "SELECT account_id, COALESCE(partner_uuid, '') AS partner_key, COUNT(*) AS n "
+     "FROM \"user\" GROUP BY account_id, COALESCE(partner_uuid, '')) a "
+     "LEFT JOIN user_tally t ON t.account_id = a.account_id AND t.partner_key = a.partner_key "
+     "WHERE t.users IS NULL OR t.users <> a.n "
+     "UNION ALL SELECT t.account_id, t.partner_key, 0, t.users FROM user_tally t "
+     "WHERE t.users <> (SELECT COUNT(*) FROM \"user\" u WHERE u.account_id = t.account_id "
+     "AND COALESCE(u.partner_uuid, '') = t.partner_key)"),
 ]
 
 

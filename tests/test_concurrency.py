@@ -264,3 +264,38 @@ def test_mixed_write_load_has_no_server_errors(live):
     assert not [code for code in codes if code >= 500], codes
     # Every learner's own requests succeed; only the shared enrollment may refuse (409).
     assert codes[201] >= 3 * CONNECTIONS and set(codes) <= {200, 201, 409}, codes
+
+
+def test_concurrent_writes_leave_the_tallies_equal_to_the_rows(live):
+    """Enrolls (with and without a partnership), bulk enrolls, progress, attempts and
+    deletes of one certification's enrollments all at once: the counts kept beside the
+    rows (migration 0009) still equal COUNT(*), here and in the list and stats answers."""
+    certification = live.certification(passing_score=50, max_attempts=2)
+    partner = live.post("/v1/partners", {"name": "Tally partner"})
+    members = [live.post("/v1/users", {"email": f"{uuid.uuid4().hex}@example.com",
+                                       "partnership_uuid": partner["uuid"]}) for _ in range(8)]
+    plain = [live.user() for _ in range(16)]
+    path = f"/v1/certifications/{certification['uuid']}/enrollments"
+    doomed = [live.enrollment(certification) for _ in range(8)]
+    open_ = [live.enrollment(certification) for _ in range(8)]
+    requests = [("POST", path, {"user_uuid": m["uuid"], "partnership_uuid": partner["uuid"]})
+                for m in members[:4]]
+    requests += [("POST", path, {"user_uuid": u["uuid"]}) for u in plain[:8]]
+    requests += [("POST", path + "/bulk", {"enrollments": [
+        {"user_uuid": m["uuid"], "partnership_uuid": partner["uuid"]} for m in members[4:]]
+        + [{"user_uuid": u["uuid"]} for u in plain[8:]]})]
+    requests += [("DELETE", enrollment_path(e)) for e in doomed]
+    requests += [("PATCH", enrollment_path(e), {"progress_percentage": 40}) for e in open_[:4]]
+    requests += [("POST", enrollment_path(e) + "/assessment-attempts", {"score": 30 + 10 * i})
+                 for i, e in enumerate(open_[4:])]
+    random.shuffle(requests)
+    codes = statuses(live.storm(requests))
+    assert set(codes) <= {200, 201, 204}, codes
+    assert violations(live.database_url) == {}
+    (counted,) = query(live.database_url, "SELECT COUNT(*) FROM enrollment "
+                       "WHERE certification_uuid = ?", certification["uuid"])[0]
+    assert counted == 8 + 4 + 8 + 4 + 8
+    listed = httpx.get(live.server.url + path, headers=live.headers, timeout=30).json()
+    numbers = httpx.get(live.server.url + f"/v1/certifications/{certification['uuid']}/stats",
+                        headers=live.headers, timeout=30).json()
+    assert listed["pagination"]["total"] == numbers["enrollments"]["total"] == counted
