@@ -8,10 +8,11 @@ from typing import Any, TypeVar
 from peewee import Expression, IntegrityError, ModelSelect
 
 from certapi import csv_export, lifecycle, webhooks
-from certapi.errors import Conflict, NotFound, ValidationFailed
+from certapi.errors import Conflict, NotFound
 from certapi.pagination import paginate
 from certapi.spec import url
 from handlers.scoping import created, no_content, owned
+from handlers.timestamps import timestamp
 from models import Certification, Enrollment, Partner, User, base, database, tally
 from models.base import utcnow
 
@@ -48,21 +49,6 @@ def csv_fields(now: datetime.datetime) -> dict[str, csv_export.Column]:
 def with_user(query: ModelSelect) -> ModelSelect:
     """The enrollments of ``query`` with the user fields ``render`` needs."""
     return query.select(Enrollment, User.uuid, User.email).join(User)
-
-
-def timestamp(value: str, place: str) -> datetime.datetime:
-    """A query's RFC 3339 time (the spec's pattern admitted it) as naive UTC, the way the
-    columns hold it; a date the calendar lacks is still a 422."""
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError as error:
-        raise ValidationFailed(f"{place}: Not an RFC 3339 timestamp") from error
-    if parsed.tzinfo is None:
-        raise ValidationFailed(f"{place}: The timestamp needs a time zone (Z or ±hh:mm)")
-    try:
-        return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
-    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last UTC time Python has
-        return datetime.datetime.max if parsed.year > 1 else datetime.datetime.min
 
 
 def filtered(where: Expression, status: str | None = None, user_uuid: str | None = None,

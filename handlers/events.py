@@ -4,9 +4,10 @@ from typing import Any
 
 from peewee import ModelSelect
 
-from certapi.errors import NotFound, ValidationFailed
+from certapi.errors import NotFound
 from certapi.pagination import paginate
 from certapi.webhooks.settings import WebhookSettings
+from handlers.timestamps import timestamp
 from models import Event
 from models.base import utcnow
 
@@ -15,16 +16,6 @@ def _retained(query: "ModelSelect[Event]") -> "ModelSelect[Event]":
     """Events past the retention period are gone, whether or not a purge ran yet."""
     days = WebhookSettings.from_env().retention_days
     return query.where(Event.created_at >= utcnow() - datetime.timedelta(days=days))
-
-
-def _timestamp(value: str, place: str) -> datetime.datetime:
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError as error:
-        raise ValidationFailed(f"{place}: Not an RFC 3339 timestamp") from error
-    if parsed.tzinfo is None:
-        raise ValidationFailed(f"{place}: The timestamp needs a time zone (Z or ±hh:mm)")
-    return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
 def list_events(page: int, per_page: int, user: str, type: str | None = None,
@@ -36,7 +27,7 @@ def list_events(page: int, per_page: int, user: str, type: str | None = None,
     if enrollment_uuid is not None:
         query = query.where(Event.enrollment_uuid == enrollment_uuid.lower())
     if created_after is not None:
-        query = query.where(Event.created_at > _timestamp(created_after, "query/created_after"))
+        query = query.where(Event.created_at > timestamp(created_after, "query/created_after"))
     return paginate(query, (Event.created_at, Event.uuid), page, per_page, Event.as_json)
 
 

@@ -173,3 +173,12 @@ def test_events_api_filters_and_tenancy(client, tenant, other_tenant, api):
 def test_created_after_must_be_an_rfc3339_time(client, tenant, value):
     response = client.get("/v1/events", params={"created_after": value}, headers=tenant.headers)
     assert "created_after" in expect_error(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize("edge", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"])
+def test_created_after_past_the_ends_of_the_calendar_in_utc(api, client, tenant, edge):
+    """A time the spec admits but Python cannot move to UTC bounds everything (was a 500)."""
+    api.enroll(api.certification(), api.user())
+    response = client.get("/v1/events", params={"created_after": edge}, headers=tenant.headers)
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == (0 if edge.startswith("9") else 1)
