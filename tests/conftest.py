@@ -8,7 +8,7 @@ import pytest
 
 from certapi.app import create_app, load_spec
 from certapi.config import Settings
-from models import Account, ApiKey, database
+from models import Account, ApiKey, WebhookEndpoint, database
 from models.migrate import migrate
 from tests.databases import backend, fresh_database
 
@@ -193,6 +193,19 @@ class Clock:
 @pytest.fixture
 def clock(time_machine) -> Clock:
     return Clock(time_machine)
+
+
+@pytest.fixture
+def only_this_tenant(tenant):
+    """Other tests' endpoints (the fuzzers' random URLs among them) are paused while a
+    test runs a sender or reads the queue, so what it sees is this tenant's alone."""
+    paused = [e.uuid for e in WebhookEndpoint.select().where(
+        (WebhookEndpoint.account != tenant.uuid) & WebhookEndpoint.enabled)]
+    if paused:
+        WebhookEndpoint.update(enabled=False).where(WebhookEndpoint.uuid.in_(paused)).execute()
+    yield
+    if paused:
+        WebhookEndpoint.update(enabled=True).where(WebhookEndpoint.uuid.in_(paused)).execute()
 
 
 def pytest_sessionfinish(session, exitstatus):

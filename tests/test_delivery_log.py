@@ -9,7 +9,6 @@ import pytest
 
 from certapi.logs import formatter
 from certapi.webhooks.delivery import Sender
-from tests.test_metrics import paused_other_endpoints  # noqa: F401 (a fixture)
 from tests.webhook_receiver import Answer, Receiver
 
 
@@ -48,7 +47,7 @@ def endpoint_with_test_event(client, tenant, url: str) -> dict:
     return endpoint
 
 
-@pytest.mark.usefixtures("private_receivers", "paused_other_endpoints")
+@pytest.mark.usefixtures("private_receivers", "only_this_tenant")
 def test_json_delivery_lines_carry_their_fields_and_no_secret(client, tenant, delivery_log):
     written = delivery_log("json")
     with Receiver() as good, Receiver(lambda received: Answer(503)) as bad:
@@ -74,7 +73,7 @@ def test_json_delivery_lines_carry_their_fields_and_no_secret(client, tenant, de
         assert secret not in text
 
 
-@pytest.mark.usefixtures("private_receivers", "paused_other_endpoints")
+@pytest.mark.usefixtures("private_receivers", "only_this_tenant")
 def test_text_delivery_line_is_one_line(client, tenant, delivery_log):
     written = delivery_log("text")
     with Receiver() as good:

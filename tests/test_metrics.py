@@ -3,13 +3,12 @@ class, 429s, idempotent replays, webhook deliveries by outcome, the queue's dept
 read at scrape time, the pool gauge, process metrics, and CERTAPI_METRICS=off."""
 import datetime
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from certapi.app import create_app
 from certapi.config import Settings
 from certapi.webhooks.delivery import Sender
-from models import Account, ApiKey, WebhookDelivery, WebhookEndpoint
+from models import Account, ApiKey, WebhookDelivery
 from models.base import utcnow
 from tests.conftest import expect_error
 from tests.webhook_receiver import Answer, Receiver
@@ -85,19 +84,7 @@ def test_idempotent_replays_are_counted(client, tenant):
     assert value(scrape(client), "certapi_idempotent_replays_total") - before == 1
 
 
-@pytest.fixture
-def paused_other_endpoints(tenant):
-    """Other tests' endpoints are paused, so the queue figures are this test's alone."""
-    paused = [e.uuid for e in WebhookEndpoint.select().where(
-        (WebhookEndpoint.account != tenant.uuid) & WebhookEndpoint.enabled)]
-    if paused:
-        WebhookEndpoint.update(enabled=False).where(WebhookEndpoint.uuid.in_(paused)).execute()
-    yield
-    if paused:
-        WebhookEndpoint.update(enabled=True).where(WebhookEndpoint.uuid.in_(paused)).execute()
-
-
-def test_queue_depth_lag_and_deliveries_by_outcome(client, tenant, monkeypatch, paused_other_endpoints):
+def test_queue_depth_lag_and_deliveries_by_outcome(client, tenant, monkeypatch, only_this_tenant):
     monkeypatch.setenv("CERTAPI_WEBHOOK_ALLOW_PRIVATE", "1")
     monkeypatch.setenv("CERTAPI_WEBHOOK_RETRY_SCHEDULE", "60")  # one retry, a minute away
     monkeypatch.setenv("CERTAPI_WEBHOOK_TIMEOUT", "2")

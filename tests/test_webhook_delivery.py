@@ -27,17 +27,6 @@ def webhook_env(monkeypatch):
     monkeypatch.setenv("CERTAPI_WEBHOOK_TIMEOUT", "2")
 
 
-@pytest.fixture
-def only_this_tenant(tenant):
-    """Other tests' endpoints (the fuzzers' random URLs among them) are paused while a
-    test runs a sender, so it delivers this tenant's events only."""
-    paused = [e.uuid for e in WebhookEndpoint.select().where(
-        (WebhookEndpoint.account != tenant.uuid) & WebhookEndpoint.enabled)]
-    if paused:
-        WebhookEndpoint.update(enabled=False).where(WebhookEndpoint.uuid.in_(paused)).execute()
-    yield
-    if paused:
-        WebhookEndpoint.update(enabled=True).where(WebhookEndpoint.uuid.in_(paused)).execute()
 
 
 @pytest.fixture
