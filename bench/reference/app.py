@@ -45,6 +45,7 @@ from certapi.spec import UUID_PATTERN
 from handlers import attempts, bulk, certifications, enrollments, health, stats
 from handlers.scoping import owned
 from models import Certification, Enrollment, database
+from models.base import utcnow
 from models.db import init_database, is_postgres
 from models.idempotency import IdempotencyRecord
 
@@ -196,7 +197,7 @@ def csv_stream(uuid: str, account: str) -> StreamingResponse:
     certification = owned(Certification, uuid, "Certification", account)
     lines = csv_export.csv_lines(
         enrollments.with_user(enrollments.filtered(Enrollment.certification == certification)),
-        enrollments.ORDER, enrollments.CSV_FIELDS)
+        enrollments.ORDER, enrollments.csv_fields(utcnow()))
 
     def step(it: Iterator[bytes]) -> bytes | None:
         try:
