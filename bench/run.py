@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench import production, scale
 from bench.ids import Layout
+from certapi.metrics_dir import metrics_enabled
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "scenario.lua"
@@ -66,7 +67,7 @@ class Server:
         self.name, self.port = name, free_port()
         self.log = open(workdir / f"{name}.log", "w")
         env = {**os.environ, **(extra_env or {}), "DATABASE_URL": database_url}
-        if env.get("CERTAPI_METRICS", "on") not in ("off", "0", "false", "no"):
+        if metrics_enabled(env):
             # What `certapi serve --workers N` does: one directory the workers' values meet in.
             shared = workdir / f"metrics-{name}"
             shared.mkdir(exist_ok=True)

@@ -57,13 +57,19 @@ def check_may_enroll(held: Iterable["Enrollment"], certification: "Certification
     latest = max(completions, key=lambda e: (e.completed_at or e.enrolled_at, e.enrolled_at, e.uuid))
     if latest.expires_at is None:
         raise TransitionRefused(ALREADY_ENROLLED)
-    renewable_from = latest.expires_at - datetime.timedelta(days=certification.renewal_window_days)
+    renewable_from = renewal_opens(latest.expires_at, certification.renewal_window_days)
     if now < renewable_from:
         raise TransitionRefused(
             f"{ALREADY_ENROLLED} (completed, valid until {_stamp(latest.expires_at)}; "
             f"it can be renewed from {_stamp(renewable_from)})"
         )
     return latest
+
+
+def renewal_opens(expires_at: datetime.datetime, renewal_window_days: int) -> datetime.datetime:
+    """When a completion's renewal window opens: from then on its holder may recertify
+    (check_may_enroll) and is told it is expiring (expiry_notice)."""
+    return expires_at - datetime.timedelta(days=renewal_window_days)
 
 
 def _stamp(moment: datetime.datetime) -> str:
@@ -157,7 +163,7 @@ def expiry_notice(expires_at: datetime.datetime | None, renewal_window_days: int
         return None
     if expires_at <= now:
         return EXPIRED
-    if expires_at - datetime.timedelta(days=renewal_window_days) <= now:
+    if renewal_opens(expires_at, renewal_window_days) <= now:
         return EXPIRING
     return None
 

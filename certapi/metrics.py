@@ -33,9 +33,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from certapi.errors import DATABASE_UNAVAILABLE
+from certapi.metrics_dir import MULTIPROCESS_ENV
 from models.db import database
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PATH = "/metrics"
 # A request no operation answers (404s of unknown paths, Swagger UI, /metrics itself):
 # one label value, so clients cannot grow the series count with made-up paths.

@@ -5,15 +5,16 @@ each worker for itself."""
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def metrics_enabled() -> bool:
-    """``CERTAPI_METRICS``: on unless off, 0, false or no."""
-    return os.environ.get("CERTAPI_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
+def metrics_enabled(env: Mapping[str, str] = os.environ) -> bool:
+    """``CERTAPI_METRICS`` (of ``env``, the process's environment unless given): on unless
+    off, 0, false or no."""
+    return env.get("CERTAPI_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 @contextmanager
