@@ -41,6 +41,11 @@ class Settings:
     body_timeout_seconds: float = field(
         default_factory=lambda: _float_env("CERTAPI_BODY_TIMEOUT_SECONDS", 30)
     )
+    # An idle kept-alive connection is closed after this many seconds. Longer than the
+    # idle timeouts of the proxies and load balancers in front (nginx upstream and AWS
+    # ALB: 60 s), so it is always they that close first: a server closing a connection
+    # just as the other side sends on it resets that request (a 502 at the proxy).
+    keepalive_seconds: int = field(default_factory=lambda: _int_env("CERTAPI_KEEPALIVE_SECONDS", 75))
     # How long a verified key is trusted without asking the database again; a revoked
     # key stops working within this many seconds in every worker.
     key_cache_seconds: int = field(default_factory=lambda: _int_env("CERTAPI_KEY_CACHE_SECONDS", 5))

@@ -69,14 +69,18 @@ def served_app() -> "connexion.FlaskApp":
 
 def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> None:
     """Serve until stopped; the schema must already be migrated."""
+    from certapi.config import Settings
+
+    keepalive = Settings().keepalive_seconds
     if workers <= 1:
         import uvicorn
 
         uvicorn.run("certapi.server:served_app", factory=True, host=host, port=port,
-                    access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol)
+                    access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol,
+                    timeout_keep_alive=keepalive)
         return
     with multiprocess_dir() as metrics_dir:
-        _gunicorn(host, port, workers, log_level, metrics_dir)
+        _gunicorn(host, port, workers, log_level, keepalive, metrics_dir)
 
 
 def _worker_exited(_arbiter: object, worker: object) -> None:
@@ -85,12 +89,14 @@ def _worker_exited(_arbiter: object, worker: object) -> None:
     worker_exited(worker.pid)  # type: ignore[attr-defined]
 
 
-def _gunicorn(host: str, port: int, workers: int, log_level: str, metrics_dir: str | None) -> None:
+def _gunicorn(host: str, port: int, workers: int, log_level: str, keepalive: int,
+              metrics_dir: str | None) -> None:
     _Gunicorn({
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": WORKER_CLASS,
         "graceful_timeout": GRACEFUL_SECONDS,
+        "keepalive": keepalive,  # gunicorn's own default (2 s) is also uvicorn's in its workers
         "loglevel": log_level,
         "errorlog": "-",
         "accesslog": None,  # certapi.access logs every request itself

@@ -14,6 +14,7 @@ from tests.live_server import LiveServer, new_account, read_until_closed
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT = 1.5
 BODY_TIMEOUT = 2.0
+KEEPALIVE = 4
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["serve", "serve-workers-2"])
@@ -23,6 +24,7 @@ def server(request, tmp_path_factory):
         env.setenv("CERTAPI_MAX_HEADER_BYTES", str(MAX_HEADER_BYTES))
         env.setenv("CERTAPI_HEADER_TIMEOUT_SECONDS", str(HEADER_TIMEOUT))
         env.setenv("CERTAPI_BODY_TIMEOUT_SECONDS", str(BODY_TIMEOUT))
+        env.setenv("CERTAPI_KEEPALIVE_SECONDS", str(KEEPALIVE))
         live = LiveServer(url, tmp / "server.log", workers=request.param).start()
         try:
             yield live
@@ -92,6 +94,30 @@ def test_the_bound_is_counted_per_request_on_a_kept_alive_connection(server):
         while not reply.endswith(b"}\n"):
             reply += conn.recv(65536)
         assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    conn.close()
+
+
+def _health_on(conn: socket.socket) -> bytes:
+    conn.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    reply = b""
+    while not reply.endswith(b"}\n"):
+        chunk = conn.recv(65536)
+        assert chunk, f"closed after {reply[:200]!r}"
+        reply += chunk
+    return reply
+
+
+def test_an_idle_kept_alive_connection_lasts_the_keepalive_setting(server):
+    """gunicorn closed idle connections after its own 2 s default (uvicorn: 5 s): a client
+    or proxy reusing one just then had its request reset. Now both last
+    CERTAPI_KEEPALIVE_SECONDS, then close."""
+    conn = _connect(server)
+    assert _health_on(conn).startswith(b"HTTP/1.1 200 ")
+    time.sleep(KEEPALIVE - 1.5)  # longer than gunicorn's default
+    assert _health_on(conn).startswith(b"HTTP/1.1 200 ")
+    idle_since = time.monotonic()
+    assert read_until_closed(conn) == b""
+    assert KEEPALIVE - 1 < time.monotonic() - idle_since < KEEPALIVE + 5
     conn.close()
 
 

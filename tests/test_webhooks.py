@@ -2,6 +2,8 @@
 events API (filters, tenancy, ids and payloads)."""
 import datetime
 import socket
+import threading
+import time
 
 import pytest
 
@@ -109,6 +111,47 @@ def test_a_name_resolving_to_loopback_is_refused(monkeypatch, public_only):
     with pytest.raises(ssrf.RefusedDestination, match="127.0.0.1"):
         ssrf.check_url("https://hooks.attacker.example/x")
     ssrf.check_url(PUBLIC_URL)  # and a public literal passes
+
+
+@pytest.fixture
+def dns_that_hangs(monkeypatch):
+    """getaddrinfo that gives no answer for names under hangs.example (a resolver that
+    drops queries) until the test ends."""
+    real, released = socket.getaddrinfo, threading.Event()
+
+    def hanging(host, *args, **kwargs):
+        if str(host).endswith("hangs.example"):
+            released.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "released")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    monkeypatch.setattr(ssrf, "CHECK_RESOLVE_SECONDS", 0.2)
+    yield
+    released.set()
+
+
+def test_a_name_without_a_dns_answer_does_not_hold_up_the_request(client, tenant, public_only,
+                                                                  dns_that_hangs):
+    """A resolver that never answers once made a create wait past the client's timeout;
+    the name passes like one that does not resolve, and is checked again at send time."""
+    started = time.monotonic()
+    response = create(client, tenant, url="https://crm.hangs.example/hook")
+    assert response.status_code == 201, response.text
+    path = f"/v1/webhook-endpoints/{response.json()['uuid']}"
+    assert client.patch(path, headers=tenant.headers,
+                        json={"url": "https://other.hangs.example/hook"}).status_code == 200
+    assert time.monotonic() - started < 5
+
+
+def test_send_time_lookup_without_an_answer_fails_the_connection(dns_that_hangs):
+    from urllib3.exceptions import NewConnectionError
+
+    client = ssrf.client(timeout=0.3, allow_private=False)
+    started = time.monotonic()
+    with pytest.raises(NewConnectionError, match="no DNS answer"):
+        client.request("POST", "https://crm.hangs.example/hook", body=b"{}")
+    assert time.monotonic() - started < 5
 
 
 def test_private_destinations_allowed_when_configured(client, tenant, monkeypatch):

@@ -6,6 +6,7 @@ since, or answer differently on purpose (rebinding). ``CERTAPI_WEBHOOK_ALLOW_PRI
 turns the guard off, for a receiver on the same machine or network."""
 import ipaddress
 import socket
+import threading
 from urllib.parse import urlsplit
 
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, Timeout
@@ -45,15 +46,42 @@ def _refuse_unless_public(address: Address) -> None:
         raise RefusedDestination(f"the host is, or resolves to, {address}: not a public address")
 
 
-def resolve(host: str, port: int) -> list[Address]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+# How long an endpoint's create or update waits for DNS: under the time an HTTP client
+# waits for the answer. A name with no answer by then passes like one that does not
+# resolve (its deliveries are checked again when they are sent).
+CHECK_RESOLVE_SECONDS = 2.0
+
+
+def resolve(host: str, port: int, timeout: float) -> list[Address]:
+    """getaddrinfo with a deadline. The C resolver itself waits as long as resolv.conf
+    says (5 s per server and attempt, retried), which is longer than any client waits;
+    a name without an answer within ``timeout`` is a ``socket.gaierror`` (EAI_AGAIN).
+    The lookup runs in a daemon thread left to finish on its own: getaddrinfo cannot
+    be interrupted, and a daemon thread never holds up the process's exit."""
+    answer: list[list] = []
+    failure: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=lookup, name="certapi-dns", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if failure:
+        raise failure[0]
+    if not answer:
+        raise socket.gaierror(socket.EAI_AGAIN, f"no DNS answer for {host} within {timeout:g} s")
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in answer[0]]
 
 
 def check_url(url: str, allow_private: bool = False) -> None:
     """Raise RefusedDestination when ``url`` has no host, or (unless ``allow_private``)
     its host is, or resolves to, a non-public address. A name that does not resolve now
-    passes: its deliveries fail (and are checked again) when they are sent."""
+    (or gives no answer within CHECK_RESOLVE_SECONDS) passes: its deliveries fail (and
+    are checked again) when they are sent."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -68,7 +96,7 @@ def check_url(url: str, allow_private: bool = False) -> None:
         _refuse_unless_public(literal)
         return
     try:
-        addresses = resolve(host, port or 443)
+        addresses = resolve(host, port or 443, CHECK_RESOLVE_SECONDS)
     except (socket.gaierror, UnicodeError):
         return
     for address in addresses:
@@ -80,7 +108,7 @@ def _connect_public(conn: HTTPConnection) -> socket.socket:
     verifies the certificate against the URL's host name (urllib3 passes ``host``, not
     the address connected to, as the server name)."""
     try:
-        addresses = resolve(conn.host.strip("[]"), conn.port)
+        addresses = resolve(conn.host.strip("[]"), conn.port, _connect_seconds(conn))
     except (socket.gaierror, UnicodeError) as exc:
         raise NewConnectionError(conn, f"cannot resolve {conn.host}: {exc}") from exc
     for address in addresses:
@@ -95,6 +123,11 @@ def _connect_public(conn: HTTPConnection) -> socket.socket:
         raise ConnectTimeoutError(conn, f"connecting to {conn.host} timed out") from exc
     except OSError as exc:
         raise NewConnectionError(conn, f"cannot connect to {conn.host}: {exc}") from exc
+
+
+def _connect_seconds(conn: HTTPConnection) -> float:
+    # urllib3 gives the connection its connect timeout as a float, or None for "wait".
+    return conn.timeout if isinstance(conn.timeout, (int, float)) else CHECK_RESOLVE_SECONDS
 
 
 class _GuardedHTTPConnection(HTTPConnection):
