@@ -50,6 +50,7 @@ TARGETS = {
     "reference": "bench.reference.app:create_app()",
 }
 PER_PAGE = 25
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROGRESS = 50
 
 
@@ -106,6 +107,19 @@ class Server:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
                              capture_output=True, text=True).stdout
         return [int(pid) for pid in out.split()]
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far, threads included: per
+        request, a steadier figure than req/s on a shared machine, where a slice's rate
+        follows whatever else runs."""
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / CLOCK_TICKS
 
     def worker_memory(self) -> list[dict]:
         """Current and peak resident set size of each worker, in MB."""
@@ -200,6 +214,7 @@ def combine(runs: list[dict]) -> dict:
         "p99_ms": sum(r["p99_ms"] for r in runs) / len(runs),
         "errors": sum(r["errors"] for r in runs),
         "wraps": sum(r["wraps"] for r in runs),
+        "cpu_ms": 1000 * sum(r["cpu_seconds"] for r in runs) / max(1, sum(r["requests"] for r in runs)),
         "statuses": [r["statuses"] for r in runs],
     }
 
@@ -230,6 +245,17 @@ def report(results: dict, memory: dict, names: list[str]) -> list[str]:
             for name in others:
                 a = results[name][scenario]
                 line += f" | {a['rps'] / b['rps']:>19.2f} {a['p99_ms'] / b['p99_ms']:>4.2f}"
+        print(line)
+    print("\nworkers' CPU per request, ms (user + system, every thread; lower is better):")
+    for scenario in SCENARIOS:
+        if scenario not in results[names[0]]:
+            continue
+        line = f"  {scenario:<11}" + "".join(
+            f" {name[:9]:>9} {results[name][scenario]['cpu_ms']:6.2f}" for name in names)
+        if reference:
+            b = results[reference][scenario]["cpu_ms"]
+            line += "".join(f"   {name[:9]}/ref {results[name][scenario]['cpu_ms'] / b:4.2f}"
+                            for name in others if b)
         print(line)
     print()
     for name in names:
@@ -483,8 +509,10 @@ def main(argv=None) -> int:
                 for server in order:
                     share = 100 if server.name in keyed else args.idempotency_share
                     idem = {"idem": 0 if args.plain else share}
+                    cpu_before = server.worker_cpu_seconds()
                     result = run_wrk(server.url, scenario, {**params, **idem}, duration,
                                      args.threads, args.connections)
+                    result["cpu_seconds"] = server.worker_cpu_seconds() - cpu_before
                     raw[server.name].setdefault(scenario, []).append(result)
                     done += 1
                     # From the slices so far (wrk's start and stop included), not the nominal length.
@@ -492,7 +520,8 @@ def main(argv=None) -> int:
                     print(f"  [{done}/{slices}, {_minutes(left)} left] "
                           f"round {round_ + 1} {scenario:<10} {server.name:<9} "
                           f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
-                          f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}", flush=True)
+                          f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}  "
+                          f"cpu {1000 * result['cpu_seconds'] / max(1, result['requests']):.2f} ms/req", flush=True)
         memory = {server.name: server.worker_memory() for server in servers}
         scale_parts = tuple(p for p in args.scale.split(",") if p)
         scale_found = {}
