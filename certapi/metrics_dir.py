@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "certapi-metrics-"
 
 
 def metrics_enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -26,9 +27,10 @@ def multiprocess_dir() -> Iterator[str | None]:
     if not metrics_enabled() or os.environ.get(MULTIPROCESS_ENV):
         yield os.environ.get(MULTIPROCESS_ENV)
         return
-    path = tempfile.mkdtemp(prefix="certapi-metrics-")
-    os.environ[MULTIPROCESS_ENV] = path
     owner = os.getpid()
+    _remove_abandoned(tempfile.gettempdir())
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}{owner}-")
+    os.environ[MULTIPROCESS_ENV] = path
     try:
         yield path
     finally:
@@ -37,3 +39,27 @@ def multiprocess_dir() -> Iterator[str | None]:
         if os.getpid() == owner:
             os.environ.pop(MULTIPROCESS_ENV, None)
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_abandoned(parent: str) -> None:
+    """Remove what a run stopped with SIGKILL (or a crash) left behind: a directory named
+    for a process that no longer exists. A running server's directory, or one whose name
+    does not say its process, stays."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(PREFIX):].split("-", 1)[0]
+        if name.startswith(PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)

@@ -2,6 +2,7 @@
 class, 429s, idempotent replays, webhook deliveries by outcome, the queue's depth and lag
 read at scrape time, the pool gauge, process metrics, and CERTAPI_METRICS=off."""
 import datetime
+import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -132,3 +133,30 @@ def test_metrics_off_by_environment(monkeypatch):
     for given, expected in [("off", False), ("0", False), ("OFF", False), ("on", True), ("", True)]:
         monkeypatch.setenv("CERTAPI_METRICS", given)
         assert Settings().metrics is expected, given
+
+
+def test_a_killed_runs_metrics_directory_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    """serve --workers N makes a directory per run and removes it when it stops; one killed
+    with SIGKILL cannot, so the next run removes directories whose process is gone."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from certapi import metrics_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(metrics_dir.MULTIPROCESS_ENV, raising=False)
+    monkeypatch.setenv("CERTAPI_METRICS", "on")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    abandoned = tmp_path / f"{metrics_dir.PREFIX}{gone}-x1"
+    (abandoned / "sub").mkdir(parents=True)
+    running = tmp_path / f"{metrics_dir.PREFIX}{os.getppid()}-x2"  # a live process's
+    running.mkdir()
+    unrelated = tmp_path / f"{metrics_dir.PREFIX}notapid"
+    unrelated.mkdir()
+    with metrics_dir.multiprocess_dir() as path:
+        assert path is not None and os.path.basename(path).startswith(f"{metrics_dir.PREFIX}{os.getpid()}-")
+        assert not abandoned.exists()
+        assert running.exists() and unrelated.exists()
+    assert not os.path.exists(path)
