@@ -171,16 +171,16 @@ def test_an_insert_the_database_refuses_undoes_that_item_only(api, client, tenan
 
 def test_a_crash_mid_request_leaves_nothing_half_made(api, client, tenant, monkeypatch):
     certification, first, second = api.certification(), api.user(), api.user()
-    insert, batches = Enrollment.insert_many.__func__, []
+    insert, batches = handlers.bulk.insert_rows, []
 
-    def crash_on_second_batch(cls, rows, *args, **kwargs):
+    def crash_on_second_batch(model, rows):
         batches.append(rows)
         if len(batches) == 2:
             raise RuntimeError("the process dies here")
-        return insert(cls, rows, *args, **kwargs)
+        return insert(model, rows)
 
     monkeypatch.setattr(handlers.bulk, "INSERT_BATCH", 1)
-    monkeypatch.setattr(Enrollment, "insert_many", classmethod(crash_on_second_batch))
+    monkeypatch.setattr(handlers.bulk, "insert_rows", crash_on_second_batch)
     response = client.post(bulk_path(certification), json={"enrollments": [
         {"user_uuid": first["uuid"]}, {"user_uuid": second["uuid"]}]}, headers=tenant.headers)
     expect_error(response, 500, "internal_error")
