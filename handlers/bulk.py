@@ -17,7 +17,7 @@ from handlers.enrollments import HELD_FIELDS, held, render
 from handlers.scoping import owned
 from models import Certification, Enrollment, Partner, User, database
 from models.base import BaseModel, utcnow
-from models.bulk import among, insert_rows
+from models.bulk import among, insert_rows, unindexed
 from models.db import is_postgres
 
 Json = dict[str, Any]
@@ -28,22 +28,23 @@ INSERT_BATCH = 500
 def _by_uuid(model: type[BaseModel], uuids: set[str], account: str,
              *columns: Field) -> dict[str, Any]:
     """The account's rows of ``model`` among ``uuids``, each with ``columns`` (what the
-    rules and the rendering read) besides its uuid."""
+    rules and the rendering read) besides its uuid: found by primary key, the account
+    checked on the rows found (see unindexed)."""
     if not uuids:
         return {}
+    owner = model.account  # type: ignore[attr-defined]
     rows = model.select(model.uuid, *columns).where(
-        among(model.uuid, uuids) & (model.account == account)  # type: ignore[attr-defined]
-    )
+        among(model.uuid, uuids) & (unindexed(owner) == account))
     return {row.uuid: row for row in rows}
 
 
 def _held(certification: Certification, users: set[str]) -> dict[str, list[Enrollment]]:
     """Each user's enrollments in ``certification`` (what the lifecycle reads), one query
-    for all."""
+    for all: found by user, the certification checked on the rows found (see unindexed)."""
     held: dict[str, list[Enrollment]] = {uuid: [] for uuid in users}
     if users:
         rows = Enrollment.select(*HELD_FIELDS).where(
-            (Enrollment.certification == certification) & among(Enrollment.user, users))
+            among(Enrollment.user, users) & (unindexed(Enrollment.certification) == certification.uuid))
         for row in rows:
             held[row.user_uuid].append(row)
     return held
