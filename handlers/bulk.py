@@ -9,7 +9,7 @@ is either fully created or absent."""
 import datetime
 from typing import Any
 
-from peewee import IntegrityError
+from peewee import Field, IntegrityError
 
 from certapi import lifecycle, webhooks
 from certapi.errors import ApiError, Conflict, NotFound
@@ -17,6 +17,7 @@ from handlers.enrollments import HELD_FIELDS, held, render
 from handlers.scoping import owned
 from models import Certification, Enrollment, Partner, User, database
 from models.base import BaseModel, utcnow
+from models.bulk import among, insert_rows, unindexed
 from models.db import is_postgres
 
 Json = dict[str, Any]
@@ -24,22 +25,26 @@ Json = dict[str, Any]
 INSERT_BATCH = 500
 
 
-def _by_uuid(model: type[BaseModel], uuids: set[str], account: str) -> dict[str, Any]:
+def _by_uuid(model: type[BaseModel], uuids: set[str], account: str,
+             *columns: Field) -> dict[str, Any]:
+    """The account's rows of ``model`` among ``uuids``, each with ``columns`` (what the
+    rules and the rendering read) besides its uuid: found by primary key, the account
+    checked on the rows found (see unindexed)."""
     if not uuids:
         return {}
-    rows = model.select().where(
-        model.uuid.in_(list(uuids)) & (model.account == account)  # type: ignore[attr-defined]
-    )
+    owner = model.account  # type: ignore[attr-defined]
+    rows = model.select(model.uuid, *columns).where(
+        among(model.uuid, uuids) & (unindexed(owner) == account))
     return {row.uuid: row for row in rows}
 
 
 def _held(certification: Certification, users: set[str]) -> dict[str, list[Enrollment]]:
     """Each user's enrollments in ``certification`` (what the lifecycle reads), one query
-    for all."""
+    for all: found by user, the certification checked on the rows found (see unindexed)."""
     held: dict[str, list[Enrollment]] = {uuid: [] for uuid in users}
     if users:
         rows = Enrollment.select(*HELD_FIELDS).where(
-            (Enrollment.certification == certification) & Enrollment.user.in_(list(users)))
+            among(Enrollment.user, users) & (unindexed(Enrollment.certification) == certification.uuid))
         for row in rows:
             held[row.user_uuid].append(row)
     return held
@@ -89,7 +94,7 @@ def _store(batch: list[Enrollment], certification: Certification) -> list[ApiErr
     each so the others still go in."""
     try:
         with database.atomic():
-            Enrollment.insert_many([e.__data__ for e in batch]).execute()
+            insert_rows(Enrollment, [e.__data__ for e in batch])
         return [None] * len(batch)
     except IntegrityError:
         return [_store_one(enrollment, certification) for enrollment in batch]
@@ -118,7 +123,7 @@ def create_enrollments_bulk(uuid: str, body: Json, user: str) -> Json:
             # (SQLite's writers already run one at a time.)
             database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))",
                                  (f"bulk-enroll:{certification.uuid}",))
-        members = _by_uuid(User, user_keys, user)
+        members = _by_uuid(User, user_keys, user, User.partner, User.email)
         partners = _by_uuid(Partner, partner_keys, user)
         now = utcnow()
         holdings = _held(certification, set(members))

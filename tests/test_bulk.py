@@ -171,16 +171,16 @@ def test_an_insert_the_database_refuses_undoes_that_item_only(api, client, tenan
 
 def test_a_crash_mid_request_leaves_nothing_half_made(api, client, tenant, monkeypatch):
     certification, first, second = api.certification(), api.user(), api.user()
-    insert, batches = Enrollment.insert_many.__func__, []
+    insert, batches = handlers.bulk.insert_rows, []
 
-    def crash_on_second_batch(cls, rows, *args, **kwargs):
+    def crash_on_second_batch(model, rows):
         batches.append(rows)
         if len(batches) == 2:
             raise RuntimeError("the process dies here")
-        return insert(cls, rows, *args, **kwargs)
+        return insert(model, rows)
 
     monkeypatch.setattr(handlers.bulk, "INSERT_BATCH", 1)
-    monkeypatch.setattr(Enrollment, "insert_many", classmethod(crash_on_second_batch))
+    monkeypatch.setattr(handlers.bulk, "insert_rows", crash_on_second_batch)
     response = client.post(bulk_path(certification), json={"enrollments": [
         {"user_uuid": first["uuid"]}, {"user_uuid": second["uuid"]}]}, headers=tenant.headers)
     expect_error(response, 500, "internal_error")
@@ -215,3 +215,34 @@ def test_each_created_item_raises_enrollment_created(api, client, tenant):
     assert sorted((e["data"]["uuid"], e["type"]) for e in events) == sorted(
         (enrollment["uuid"], "enrollment.created") for enrollment in created)
     assert {e["data"]["uuid"]: e["data"] for e in events} == {e["uuid"]: e for e in created}
+
+
+def test_the_lookups_go_by_key_not_through_the_account_or_certification(api, client, tenant,
+                                                                       monkeypatch):
+    """On SQLite (the backend the plan is checked on) the users and their enrollments are
+    found through their own keys: without table statistics the planner otherwise walked
+    every user of the account and every enrollment of the certification for them."""
+    from models import database
+    if "sqlite" not in type(database.obj).__name__.lower():
+        pytest.skip("query plans are checked on SQLite")
+    certification = api.certification()
+    users = [api.user() for _ in range(3)]
+    bulk(client, tenant, certification, [{"user_uuid": users[0]["uuid"]}])  # one held row
+    seen: list[tuple[str, list]] = []
+    execute = database.obj.execute_sql
+
+    def recording(sql, params=None, *args, **kwargs):
+        if sql.startswith("SELECT") and ('FROM "user"' in sql or 'FROM "enrollment"' in sql):
+            seen.append((sql, list(params or ())))
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(database.obj, "execute_sql", recording)
+    bulk(client, tenant, certification, [{"user_uuid": user["uuid"]} for user in users])
+    monkeypatch.undo()
+    plans = {sql.split(" FROM ")[1].split()[0]: " ".join(
+        row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        for sql, params in seen}
+    assert set(plans) == {'"user"', '"enrollment"'}, plans
+    assert "USING INDEX sqlite_autoindex_user_1 (uuid=?)" in plans['"user"'], plans
+    assert "(user_uuid=?)" in plans['"enrollment"'], plans
+    assert "certification_uuid=" not in plans['"enrollment"'], plans

@@ -7,16 +7,13 @@ import json
 
 from models import Event, WebhookDelivery, WebhookEndpoint, database
 from models.base import new_uuid, rfc3339, utcnow
+from models.bulk import insert_rows
 
 EVENT_TYPES = (
     "enrollment.created", "enrollment.started", "enrollment.progress_updated",
     "assessment_attempt.recorded", "enrollment.completed", "enrollment.failed",
     "enrollment.deleted", "enrollment.expiring", "enrollment.expired", "webhook.test",
 )
-
-
-# Rows per INSERT: under SQLite's default limit of 32,766 bound variables at ten columns.
-_BATCH = 500
 
 
 def emit(account: str, event_type: str, data: dict, enrollment_uuid: str | None = None,
@@ -81,16 +78,14 @@ def emit_many(event_type: str, items: list[tuple[str, dict]]) -> None:
         if endpoint.wants(event_type):
             endpoints.setdefault(endpoint.account_id, []).append(endpoint.uuid)
     with database.atomic():
-        for start in range(0, len(events), _BATCH):
-            Event.insert_many(events[start:start + _BATCH]).execute()
+        insert_rows(Event, events)
         deliveries = [
             {"uuid": new_uuid(), "endpoint": endpoint, "event": event["uuid"],
              "event_type": event_type, "status": "pending", "attempts": 0,
              "next_attempt_at": now, "created_at": now, "updated_at": now}
             for event in events for endpoint in endpoints.get(event["account"], ())
         ]
-        for start in range(0, len(deliveries), _BATCH):
-            WebhookDelivery.insert_many(deliveries[start:start + _BATCH]).execute()
+        insert_rows(WebhookDelivery, deliveries)
 
 
 def enrollment_deleted(account: str, enrollment: dict) -> None:
