@@ -3,6 +3,7 @@ from pathlib import Path
 
 from playhouse.migrations import Runner
 
+from models import statistics
 from models.db import database, is_postgres
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -20,7 +21,9 @@ def migrate() -> list[str]:
     with database.atomic():
         if is_postgres():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
-        return Runner(database.obj, str(MIGRATIONS_DIR)).up()
+        applied = Runner(database.obj, str(MIGRATIONS_DIR)).up()
+    statistics.refresh()  # a migration may add indexes the planner knows nothing about
+    return applied
 
 
 def pending() -> list[str]:
