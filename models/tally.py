@@ -48,30 +48,49 @@ def _partner(partnership_uuid: str) -> str:
     return partnership_uuid.lower()
 
 
+def _enrollment_total(variant: tuple[bool, bool]) -> Query:
+    by_status, by_partner = variant
+    query = EnrollmentTally.select(fn.COALESCE(fn.SUM(EnrollmentTally.enrollments), 0)).where(
+        EnrollmentTally.certification_uuid == slot("certification"))
+    if by_status:
+        query = query.where(EnrollmentTally.status == slot("status"))
+    if by_partner:
+        query = query.where(EnrollmentTally.partner_key == slot("partner"))
+    return query
+
+
+def _user_total(by_partner: bool) -> Query:
+    query = UserTally.select(fn.COALESCE(fn.SUM(UserTally.users), 0)).where(
+        UserTally.account_id == slot("account"))
+    if by_partner:
+        query = query.where(UserTally.partner_key == slot("partner"))
+    return query
+
+
+# Prepared (models.prepared): every list page reads one of these.
+_ENROLLMENT_TOTAL = Prepared(_enrollment_total)
+_USER_TOTAL = Prepared(_user_total)
+
+
 def enrollment_total(certification_uuid: str, status: str | None = None,
                      partnership_uuid: str | None = None, **others: Any) -> int | None:
     """How many of the certification's enrollments match; None when a filter the tally
     does not cover (``others``) is set, so the caller counts rows instead."""
     if any(value is not None for value in others.values()):
         return None
-    query = EnrollmentTally.select(fn.COALESCE(fn.SUM(EnrollmentTally.enrollments), 0)).where(
-        EnrollmentTally.certification_uuid == certification_uuid)
-    if status is not None:
-        query = query.where(EnrollmentTally.status == status)
-    if partnership_uuid is not None:
-        query = query.where(EnrollmentTally.partner_key == _partner(partnership_uuid))
-    return int(query.scalar())
+    cursor = _ENROLLMENT_TOTAL.execute(
+        (status is not None, partnership_uuid is not None), certification=certification_uuid,
+        status=status, partner=_partner(partnership_uuid) if partnership_uuid is not None else None)
+    return int(cursor.fetchone()[0])
 
 
 def user_total(account: str, partnership_uuid: str | None = None, **others: Any) -> int | None:
     """How many of the account's users match; None for a filter the tally does not cover."""
     if any(value is not None for value in others.values()):
         return None
-    query = UserTally.select(fn.COALESCE(fn.SUM(UserTally.users), 0)).where(
-        UserTally.account_id == account)
-    if partnership_uuid is not None:
-        query = query.where(UserTally.partner_key == _partner(partnership_uuid))
-    return int(query.scalar())
+    cursor = _USER_TOTAL.execute(partnership_uuid is not None, account=account,
+                                 partner=_partner(partnership_uuid) if partnership_uuid is not None else None)
+    return int(cursor.fetchone()[0])
 
 
 def _certification_sums(partnered: bool) -> Query:
