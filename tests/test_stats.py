@@ -104,3 +104,48 @@ def test_absent_or_foreign_certification_is_404(api, client, tenant, other_tenan
     response = client.get(f"/v1/certifications/{theirs['uuid']}/stats",
                           params={"partnership_uuid": "nope"}, headers=other_tenant.headers)
     assert expect_error(response, 422, "validation_error").startswith("query/partnership_uuid")
+
+
+def test_expiry_counts_at_their_boundaries_with_and_without_a_partnership(api, client, tenant,
+                                                                            clock):
+    """Each count is one range of the expiry index: a certificate expiring exactly now has
+    lapsed, one expiring exactly 30 days from now is certified but not expiring within
+    them, one that never expires is certified. Both variants of the prepared statement
+    (with and without a partnership) answer in turn, each with its own numbers."""
+    certification = api.certification(passing_score=50, validity_days=365)
+    partner = api.partner()
+    now = clock.freeze()
+    day = datetime.timedelta(days=1)
+    expiries = {"lapsed": now, "next second": now + datetime.timedelta(seconds=1),
+                "in 30 days": now + 30 * day, "never": None, "partner's": now + 29 * day,
+                "partner's lapsed": now - day}
+    for name, expires_at in expiries.items():
+        partner_uuid = partner["uuid"] if name.startswith("partner's") else None
+        user = api.user(partnership_uuid=partner_uuid) if partner_uuid else api.user()
+        enrollment = api.enroll(certification, user,
+                                **({"partnership_uuid": partner_uuid} if partner_uuid else {}))
+        api.attempt(enrollment, 80)
+        set_dates(enrollment, expires_at=expires_at)
+
+    def listed_total(**params) -> int:
+        response = client.get(f"/v1/certifications/{certification['uuid']}/enrollments",
+                              params={"per_page": 1, "status": "completed", **params},
+                              headers=tenant.read_headers)
+        assert response.status_code == 200, response.text
+        return response.json()["pagination"]["total"]
+
+    soon = {"expires_after": now.isoformat() + "Z",
+            "expires_before": (now + 30 * day).isoformat() + "Z"}
+    for _ in range(2):
+        theirs = stats(client, tenant, certification, partnership_uuid=partner["uuid"])
+        everyone = stats(client, tenant, certification)
+        assert (theirs["certified_now"], theirs["expiring_within_30_days"]) == (1, 1)
+        assert (everyone["certified_now"], everyone["expiring_within_30_days"]) == (4, 2)
+        assert everyone["certified_now"] == listed_total(expired="false")
+        assert everyone["expiring_within_30_days"] == listed_total(**soon)
+        assert theirs["certified_now"] == listed_total(expired="false",
+                                                       partnership_uuid=partner["uuid"])
+        assert theirs["expiring_within_30_days"] == listed_total(
+            partnership_uuid=partner["uuid"], **soon)
+        assert everyone["enrollments"]["completed"] == 6
+        assert theirs["enrollments"]["completed"] == 2
