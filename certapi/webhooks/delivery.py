@@ -283,7 +283,7 @@ def lanes(claimed: list[WebhookDelivery]) -> list[list[int]]:
 
 
 class Sender:
-    """A delivery loop: one per `certapi serve` worker process, or `certapi worker`."""
+    """A delivery loop: the leading worker's of `certapi serve`, or `certapi worker`'s."""
 
     def __init__(self, settings: WebhookSettings | None = None):
         self.settings = settings or WebhookSettings.from_env()
@@ -335,6 +335,7 @@ class Sender:
                 log.exception("webhook sender error")
             _wake.wait(self.settings.poll_seconds)
             _wake.clear()
+        self.pool.shutdown(wait=False)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -342,26 +343,8 @@ class Sender:
 
 
 def start_background() -> Sender:
-    """Run a sender in a daemon thread of this process (what `certapi serve` does)."""
-    global _background
+    """Run a sender in a daemon thread of this process (`certapi serve` runs one per
+    serve instead: certapi.webhooks.background)."""
     sender = Sender()
-    thread = threading.Thread(target=sender.run, name="webhook-sender", daemon=True)
-    thread.start()
-    _background = (sender, thread)
+    threading.Thread(target=sender.run, name="webhook-sender", daemon=True).start()
     return sender
-
-
-_background: tuple[Sender, threading.Thread] | None = None
-
-
-def background_state() -> str:
-    """The background sender of this process, for readiness: ``off`` (none started here:
-    CERTAPI_WEBHOOK_BACKGROUND=0 or not `certapi serve`), ``ok``, or ``stopped`` (its
-    thread ended, or its loop has not gone round for longer than any batch can take)."""
-    if _background is None:
-        return "off"
-    sender, thread = _background
-    longest = sender.settings.lease_seconds + sender.settings.poll_seconds + 30
-    if not thread.is_alive() or time.monotonic() - sender.beat > longest:
-        return "stopped"
-    return "ok"
