@@ -13,13 +13,13 @@ from certapi.webhooks import background
 from tests.databases import NO_SERVER, backends, fresh_database, query, server_url
 from tests.live_server import LiveServer, new_account
 from tests.test_webhook_processes import (
-    DELIVER_SECONDS,
     Writer,
     assert_all_signed,
     committed_events,
     fast_delivery,  # noqa: F401 (an autouse fixture, used here too)
     published,
     subscribe,
+    wait_for_all,
 )
 from tests.webhook_receiver import Answer, Receiver
 
@@ -124,8 +124,7 @@ def test_killed_workers_are_replaced_and_every_event_arrives(kind, tmp_path):
                     os.kill(pid, signal.SIGKILL)
                     time.sleep(1.5)
                 assert writer.acknowledged > 0
-                expected = committed_events(url)
-                receiver.wait_for(lambda r: expected <= set(r.ids()), DELIVER_SECONDS)
+                wait_for_all(receiver, committed_events(url))
             assert len(worker_pids(server)) == 3  # gunicorn replaced every one
             assert leaders(url) == 1
             every_answer_ready(server)
