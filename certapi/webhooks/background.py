@@ -111,7 +111,8 @@ class FileLock:
 
 class AdvisoryLock:
     """A PostgreSQL session advisory lock on a connection outside the pool; the holder's
-    queries are its beat."""
+    queries are its beat. A standby worker keeps its connection to try again on it
+    (one idle connection per worker rather than a new one every RETRY_SECONDS)."""
 
     def __init__(self, db: Any):
         self.db = db
@@ -120,17 +121,14 @@ class AdvisoryLock:
     def acquire(self) -> bool:
         import psycopg2
 
-        connection = psycopg2.connect(database=self.db.database, **self.db.connect_params)
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("SET application_name = 'certapi-sender'")
+        if self._connection is None:
+            self._connection = psycopg2.connect(database=self.db.database, **self.db.connect_params)
+            self._connection.autocommit = True
+            with self._connection.cursor() as cursor:
+                cursor.execute("SET application_name = 'certapi-sender'")
+        with self._connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", ADVISORY_KEYS)
-            taken = cursor.fetchone()[0]
-        if not taken:
-            connection.close()
-            return False
-        self._connection = connection
-        return True
+            return bool(cursor.fetchone()[0])
 
     def beat(self) -> None:
         """Raises when the connection, and so the lock, is gone."""
@@ -138,9 +136,10 @@ class AdvisoryLock:
             cursor.execute("SELECT 1")
 
     def release(self) -> None:
+        """Close the connection: its session's lock, if it holds it, goes with it."""
         if self._connection is not None:
             try:
-                self._connection.close()  # the session ends: its lock goes with it
+                self._connection.close()
             except Exception:
                 pass
             self._connection = None

@@ -343,7 +343,7 @@ class Sender:
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            self.beat = time.monotonic()
+            self.beat = started = time.monotonic()
             try:
                 if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
                     with database.connection_context():
@@ -356,7 +356,9 @@ class Sender:
                     continue
             except Exception:  # the database is away, a bug: log it, keep the loop alive
                 log.exception("webhook sender error")
-            _wake.wait(self.settings.poll_seconds)
+            # Claims start at most a poll interval apart, not a poll interval after the
+            # last one was sent: one sender per serve keeps pace with the API's writes.
+            _wake.wait(max(0.0, self.settings.poll_seconds - (time.monotonic() - started)))
             _wake.clear()
         self.pool.shutdown(wait=False)
 
