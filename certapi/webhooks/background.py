@@ -3,8 +3,8 @@
 Every serve worker runs a standby thread; the one that takes the leader's lock runs
 the webhook sender and the expiry scan, the others only retry the lock every
 ``RETRY_SECONDS``. A sender in every worker made the workers poll and race for the
-same claims, and the senders' threads shared every worker's GIL with its requests
-(about 1.7× the CPU per write with one subscribed endpoint). The lock is one the
+same claims, and put sender threads beside every worker's requests on its GIL
+(bench/PROFILE.md, "Webhooks, session 20", has the cost before and after). The lock is one the
 operating system or the database server drops when its holder dies (SQLite: an
 flock() of ``<database>.sender`` beside the database file; PostgreSQL: a session
 advisory lock held by a connection of its own), so after a kill -9 another worker
