@@ -83,6 +83,18 @@ def test_a_short_vacancy_is_ready_a_long_one_is_not(client, standby):
     assert ready(client, 503)["failing"] == ["webhook_sender"]
 
 
+def test_an_unreadable_leader_beat_is_not_ready(client, standby):
+    part, _ = standby
+
+    def unreadable():
+        raise OperationalError("server closed the connection unexpectedly")
+
+    part.lock.leader_silent_for = unreadable
+    body = ready(client, 503)
+    assert body["failing"] == ["webhook_sender"]
+    assert body["checks"]["webhook_sender"] == "stopped"
+
+
 def test_a_stopped_standby_thread_is_not_ready(client, standby):
     part, stop = standby
     stop.set()

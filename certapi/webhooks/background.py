@@ -214,14 +214,18 @@ class Background:
 
     def state(self) -> str:
         """``ok`` while this standby loop runs and the leader (here or in another
-        process) beats; ``stopped`` otherwise."""
+        process) beats; ``stopped`` otherwise, or when the leader's beat cannot be
+        read."""
         limit = self.healthy_for()
         if not self.thread.is_alive() or time.monotonic() - self.beat > limit:
             return "stopped"
         sender = self.sender
         if sender is not None:
             return "ok" if time.monotonic() - sender.beat <= limit else "stopped"
-        silent = self.lock.leader_silent_for()
+        try:
+            silent = self.lock.leader_silent_for()
+        except Exception:  # the database (PostgreSQL's lock table) cannot tell right now
+            return "stopped"
         if silent is None:
             # No leader this moment (one just died, or the serve just started): a standby
             # loop takes over within RETRY_SECONDS; only a long vacancy fails.
