@@ -1,4 +1,4 @@
-"""A bench target: certapi as `certapi serve` runs it (a webhook sender in every worker)
+"""A bench target: certapi as `certapi serve` runs it (one worker leads and sends)
 with one endpoint of every account subscribed to $BENCH_WEBHOOK_URL, a local receiver
 that answers 200 (bench/webhooks.py runs both)."""
 import os

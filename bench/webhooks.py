@@ -9,7 +9,9 @@ its own copy of the seeded database, alternating as bench/run.py does: ``certapi
 ``webhooks`` (bench/webhook_target.py: one endpoint subscribed to a receiver in this
 process that answers 200). Prints the throughput ratio (target >= 0.85), the lag from
 an event's timestamp to its arrival (p50, p99, max) and what was still pending when the
-servers stopped."""
+servers stopped, and each server's workers' CPU time per write (utime + stime from
+/proc, during its own slices, divided by the requests answered): the steadier figure
+on a shared machine."""
 import asyncio
 import json
 import os
@@ -93,6 +95,51 @@ class _Connection(asyncio.Protocol):
         self.transport.write(Receiver.ANSWER)
 
 
+class WorkerCpu:
+    """Wraps bench/run.py's wrk runs to add up, per server, its workers' CPU seconds
+    during its slices and the requests they answered."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self):
+        self.servers: dict[str, object] = {}  # url -> bench_run.Server
+        self.cpu: dict[str, float] = {}
+        self.requests: dict[str, int] = {}
+        self.load: list[float] = []
+        original_init, original_wrk = bench_run.Server.__init__, bench_run.run_wrk
+
+        def server_init(server, *args, **kwargs):
+            original_init(server, *args, **kwargs)
+            self.servers[server.url] = server
+
+        def run_wrk(url, *args, **kwargs):
+            server = self.servers.get(url)
+            pids = server.worker_pids() if server else []
+            before = self._seconds(pids)
+            result = original_wrk(url, *args, **kwargs)
+            if server:
+                self.cpu[server.name] = self.cpu.get(server.name, 0.0) + self._seconds(pids) - before
+                self.requests[server.name] = self.requests.get(server.name, 0) + result["requests"]
+            self.load.append(os.getloadavg()[0])
+            return result
+
+        bench_run.Server.__init__ = server_init
+        bench_run.run_wrk = run_wrk
+
+    def _seconds(self, pids: list[int]) -> float:
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / self.TICK
+
+    def per_write_ms(self, name: str) -> float:
+        return 1000 * self.cpu.get(name, 0.0) / max(1, self.requests.get(name, 0))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -101,6 +148,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     receiver = Receiver()
+    cpu = WorkerCpu()
     os.environ.update(BENCH_WEBHOOK_URL=receiver.url, CERTAPI_WEBHOOK_ALLOW_PRIVATE="1")
     report = Path(os.environ.get("TMPDIR", "/tmp")) / f"certapi-bench-webhooks-{os.getpid()}.json"
     bench_run.main([*argv, "--targets", "certapi,webhooks=bench.webhook_target:create_app()",
@@ -114,6 +162,12 @@ def main(argv=None) -> int:
         print(f"  {scenario:<9} {plain:7.0f} -> {hooked:7.0f} req/s  ratio {hooked / plain:.2f}")
     overall = min(ratios)
     print(f"  lowest ratio {overall:.2f} (target >= 0.85): {'ok' if overall >= 0.85 else 'MISSED'}")
+    plain_cpu, hooked_cpu = cpu.per_write_ms("certapi"), cpu.per_write_ms("webhooks")
+    print(f"  workers' CPU per write (all write scenarios): {plain_cpu:.2f} -> "
+          f"{hooked_cpu:.2f} ms, {hooked_cpu / plain_cpu if plain_cpu else float('nan'):.2f}x "
+          f"(0.85 needs under about 1.18x)")
+    if cpu.load:
+        print(f"  load average (1 min) after each slice: {min(cpu.load):.1f} to {max(cpu.load):.1f}")
     lags = list(receiver.lags)
     print(f"\ndelivery lag under load (event timestamp -> arrival), {len(lags)} deliveries "
           f"of {len(receiver.ids)} events: "

@@ -4,7 +4,7 @@ answer); readiness adds what a fresh or broken deployment lacks."""
 from peewee import PeeweeException
 
 from certapi.errors import DATABASE_UNAVAILABLE
-from certapi.webhooks.delivery import background_state
+from certapi.webhooks import background
 from models.db import database
 from models.migrate import pending
 from models.probe import check_writable
@@ -33,12 +33,13 @@ def _migrations() -> str:
 
 def checks() -> dict[str, str]:
     """Each check's state: the database takes a write; every migration this code knows
-    is applied (a new release started against an old schema is not ready); the
-    background webhook sender of this process runs (``off`` when deliveries are left
-    to `certapi worker`, CERTAPI_WEBHOOK_BACKGROUND=0)."""
+    is applied (a new release started against an old schema is not ready); the serve's
+    background webhook sender runs, in whichever worker leads, and this worker stands by
+    to take over (``off`` when deliveries are left to `certapi worker`,
+    CERTAPI_WEBHOOK_BACKGROUND=0)."""
     found = {"database": _database()}
     found["migrations"] = _migrations() if found["database"] == "ok" else "unknown"
-    found["webhook_sender"] = background_state()
+    found["webhook_sender"] = background.state()
     return found
 
 

@@ -51,19 +51,18 @@ class _Gunicorn(BaseApplication):
 
 
 def served_app() -> "connexion.FlaskApp":
-    """The app as `certapi serve` runs it, one per worker process: with a webhook sender
-    and the expiry scan in the background unless CERTAPI_WEBHOOK_BACKGROUND=0
-    (deployments that run `certapi worker` instead)."""
+    """The app as `certapi serve` runs it, one per worker process: unless
+    CERTAPI_WEBHOOK_BACKGROUND=0 (deployments that run `certapi worker` instead), each
+    worker stands by to run the webhook sender and the expiry scan, and one of them (the
+    leader, certapi.webhooks.background) does."""
     import os
 
     from certapi.app import create_app
-    from certapi.webhooks import expiry
-    from certapi.webhooks.delivery import start_background
+    from certapi.webhooks import background
 
     app = create_app()
     if os.environ.get("CERTAPI_WEBHOOK_BACKGROUND", "1").strip() != "0":
-        start_background()
-        expiry.start_background()
+        background.start()
     return app
 
 

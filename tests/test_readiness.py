@@ -7,7 +7,7 @@ import pytest
 from peewee import OperationalError
 
 from certapi import readiness
-from certapi.webhooks import delivery
+from certapi.webhooks import background
 from certapi.webhooks.delivery import Sender
 from tests.conftest import expect_error
 
@@ -20,15 +20,35 @@ def ready(client, expected: int) -> dict:
     return response.json()
 
 
+class HeldElsewhere:
+    """A leader's lock held by another worker, whose last beat the test sets."""
+
+    def __init__(self):
+        self.silent_for: float | None = 0.5
+
+    def acquire(self) -> bool:
+        return False
+
+    def beat(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def leader_silent_for(self) -> float | None:
+        return self.silent_for
+
+
 @pytest.fixture
-def sender_thread(monkeypatch):
-    """A registered background sender whose thread the test controls (no deliveries)."""
+def standby(monkeypatch):
+    """This worker's registered background part, whose standby thread the test controls
+    (no deliveries): a follower until the test makes it lead."""
     stop = threading.Event()
-    thread = threading.Thread(target=stop.wait, daemon=True)
-    thread.start()
-    sender = Sender()
-    monkeypatch.setattr(delivery, "_background", (sender, thread))
-    yield sender, stop
+    part = background.Background(HeldElsewhere())
+    part.thread = threading.Thread(target=stop.wait, daemon=True)
+    part.thread.start()
+    monkeypatch.setattr(background, "_background", part)
+    yield part, stop
     stop.set()
 
 
@@ -39,22 +59,55 @@ def test_ready_without_a_background_sender(client):
         "checks": {"database": "ok", "migrations": "ok", "webhook_sender": "off"}}
 
 
-def test_ready_with_a_running_sender(client, sender_thread):
+def test_ready_while_this_worker_leads(client, standby):
+    part, _ = standby
+    part.sender = Sender()
     assert ready(client, 200)["checks"]["webhook_sender"] == "ok"
 
 
-def test_a_stopped_sender_is_not_ready(client, sender_thread):
-    _, stop = sender_thread
+def test_ready_while_another_worker_leads_and_beats(client, standby):
+    assert ready(client, 200)["checks"]["webhook_sender"] == "ok"
+
+
+def test_a_silent_leader_elsewhere_is_not_ready(client, standby):
+    part, _ = standby
+    part.lock.silent_for = 3600  # the leading worker's loop has not gone round for an hour
+    assert ready(client, 503)["failing"] == ["webhook_sender"]
+
+
+def test_a_short_vacancy_is_ready_a_long_one_is_not(client, standby):
+    part, _ = standby
+    part.lock.silent_for = None  # the leader died; a standby worker takes over in seconds
+    assert ready(client, 200)["checks"]["webhook_sender"] == "ok"
+    part._leader_seen = time.monotonic() - 3600
+    assert ready(client, 503)["failing"] == ["webhook_sender"]
+
+
+def test_an_unreadable_leader_beat_is_not_ready(client, standby):
+    part, _ = standby
+
+    def unreadable():
+        raise OperationalError("server closed the connection unexpectedly")
+
+    part.lock.leader_silent_for = unreadable
+    body = ready(client, 503)
+    assert body["failing"] == ["webhook_sender"]
+    assert body["checks"]["webhook_sender"] == "stopped"
+
+
+def test_a_stopped_standby_thread_is_not_ready(client, standby):
+    part, stop = standby
     stop.set()
-    delivery._background[1].join(5)
+    part.thread.join(5)
     body = ready(client, 503)
     assert body["status"] == "not_ready" and body["failing"] == ["webhook_sender"]
     assert body["checks"]["webhook_sender"] == "stopped"
 
 
-def test_a_stalled_sender_is_not_ready(client, sender_thread):
-    sender, _ = sender_thread
-    sender.beat = time.monotonic() - 3600  # its loop has not gone round for an hour
+def test_a_stalled_sender_is_not_ready(client, standby):
+    part, _ = standby
+    part.sender = Sender()
+    part.sender.beat = time.monotonic() - 3600  # its loop has not gone round for an hour
     assert ready(client, 503)["failing"] == ["webhook_sender"]
 
 

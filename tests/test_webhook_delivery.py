@@ -410,13 +410,14 @@ def test_deliveries_a_lane_cannot_start_within_the_lease_go_back_unsent(
                for d in deliveries(client, tenant, endpoint))
 
 
-def test_lanes_deal_each_endpoints_deliveries_out_in_turn():
+def test_lanes_deal_each_endpoints_deliveries_out_in_turn(monkeypatch):
     from types import SimpleNamespace
 
-    from certapi.webhooks.delivery import LANES_PER_ENDPOINT, lanes
+    from certapi.webhooks import delivery
+    from certapi.webhooks.delivery import lanes
 
+    monkeypatch.setattr(delivery, "LANES_PER_ENDPOINT", 4)
     claimed = [SimpleNamespace(endpoint_id=e) for e in "aababaaaaac"]
     found = lanes(claimed)  # type: ignore[arg-type]
     assert sorted(i for lane in found for i in lane) == list(range(len(claimed)))
-    assert LANES_PER_ENDPOINT == 4
     assert found == [[0, 6], [1, 7], [3, 8], [5, 9], [2], [4], [10]]

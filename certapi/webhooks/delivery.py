@@ -56,6 +56,31 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(slots=True)
+class Claimed:
+    """A claimed delivery with what sending and recording it need of its endpoint and
+    event, read as one flat row: building three models per row was a quarter of the
+    sender's time under load."""
+    uuid: str
+    attempts: int
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_until: datetime.datetime | None
+    failing_since: datetime.datetime | None
+    payload: str
+
+
+_CLAIMED_COLUMNS = (WebhookDelivery.uuid, WebhookDelivery.attempts, WebhookDelivery.endpoint,
+                    WebhookDelivery.event, WebhookDelivery.event_type, WebhookEndpoint.url,
+                    WebhookEndpoint.secret, WebhookEndpoint.previous_secret,
+                    WebhookEndpoint.previous_secret_until, WebhookEndpoint.failing_since,
+                    Event.payload)
+
+
 def wake() -> None:
     _wake.set()
 
@@ -70,7 +95,7 @@ def _due(limit: int) -> list[str]:
     return [row.uuid for row in query]
 
 
-def claim(uuids: list[str], settings: WebhookSettings) -> tuple[str, list[WebhookDelivery]]:
+def claim(uuids: list[str], settings: WebhookSettings) -> tuple[str, list[Claimed]]:
     """Take the deliveries of ``uuids`` that no one else took; (claim, deliveries)."""
     token, now = str(uuidlib.uuid4()), utcnow()
     until = now + datetime.timedelta(seconds=settings.lease_seconds)
@@ -81,10 +106,10 @@ def claim(uuids: list[str], settings: WebhookSettings) -> tuple[str, list[Webhoo
          .where(WebhookDelivery.uuid.in_(uuids) & (WebhookDelivery.status == "pending")
                 & (WebhookDelivery.next_attempt_at <= now))
          .execute())
-    claimed = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint, Event)
+    claimed = (WebhookDelivery.select(*_CLAIMED_COLUMNS)
                .join(WebhookEndpoint).switch(WebhookDelivery).join(Event, JOIN.INNER)
-               .where(WebhookDelivery.claim == token))
-    return token, list(claimed)
+               .where(WebhookDelivery.claim == token).tuples())
+    return token, [Claimed(*row) for row in claimed.execute()]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -102,25 +127,24 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
-def _signing_secrets(endpoint: WebhookEndpoint) -> list[str]:
-    found = [endpoint.secret]
-    if endpoint.previous_secret and endpoint.previous_secret_until \
-            and endpoint.previous_secret_until > utcnow():
-        found.append(endpoint.previous_secret)
+def _signing_secrets(delivery: Claimed) -> list[str]:
+    found = [delivery.secret]
+    if delivery.previous_secret and delivery.previous_secret_until \
+            and delivery.previous_secret_until > utcnow():
+        found.append(delivery.previous_secret)
     return found
 
 
-def send(delivery: WebhookDelivery, client: urllib3.PoolManager,
+def send(delivery: Claimed, client: urllib3.PoolManager,
          settings: WebhookSettings) -> Outcome:
     """One signed attempt. Redirects are not followed; at most 64 KiB of the answer is
     read, and reading stops at the timeout."""
-    endpoint, event = delivery.endpoint, delivery.event
-    headers = signing.headers(event.uuid, event.payload, _signing_secrets(endpoint))
+    headers = signing.headers(delivery.event_id, delivery.payload, _signing_secrets(delivery))
     started = time.monotonic()
     deadline = started + settings.timeout
     status, error, retry_after = None, None, None
     try:
-        response = client.request("POST", endpoint.url, body=event.payload.encode(),
+        response = client.request("POST", delivery.url, body=delivery.payload.encode(),
                                   headers=headers, redirect=False, preload_content=False)
         try:
             status = response.status
@@ -157,10 +181,9 @@ def _next_delay(attempts: int, settings: WebhookSettings, retry_after: float | N
     return max(delay, retry_after or 0.0)
 
 
-def record(delivery: WebhookDelivery, token: str, outcome: Outcome,
+def record(delivery: Claimed, token: str, outcome: Outcome,
            settings: WebhookSettings) -> None:
     now = utcnow()
-    endpoint = delivery.endpoint
     fields = {"last_status_code": outcome.status_code, "last_error": outcome.error,
               "claim": None, "updated_at": now}
     disable_reason = None
@@ -175,8 +198,8 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome,
             fields.update(next_attempt_at=now + datetime.timedelta(seconds=delay))
         if outcome.status_code == 410:
             disable_reason = "The endpoint answered 410 Gone"
-        elif endpoint.failing_since is not None and \
-                (now - endpoint.failing_since).total_seconds() >= DISABLE_AFTER_SECONDS:
+        elif delivery.failing_since is not None and \
+                (now - delivery.failing_since).total_seconds() >= DISABLE_AFTER_SECONDS:
             disable_reason = "Every delivery failed for 5 days"
     with database.atomic():
         written = (WebhookDelivery.update(fields)
@@ -185,7 +208,7 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome,
                    .execute())
         if not written:
             return  # the lease ran out and another sender owns the delivery now
-        this = WebhookEndpoint.uuid == endpoint.uuid
+        this = WebhookEndpoint.uuid == delivery.endpoint_id
         if outcome.succeeded:
             WebhookEndpoint.update(failing_since=None).where(
                 this & WebhookEndpoint.failing_since.is_null(False)).execute()
@@ -198,7 +221,7 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome,
     _log_attempt(delivery, outcome, str(fields.get("status", "retry")))
 
 
-def _log_attempt(delivery: WebhookDelivery, outcome: Outcome, result: str) -> None:
+def _log_attempt(delivery: Claimed, outcome: Outcome, result: str) -> None:
     metrics.DELIVERIES.labels(result).inc()
     duration_ms = round(outcome.seconds * 1000, 1)
     # In JSON mode (certapi.logs) the extra fields are the record's: never the endpoint's
@@ -213,7 +236,7 @@ def _log_attempt(delivery: WebhookDelivery, outcome: Outcome, result: str) -> No
                     "outcome": result, "error": outcome.error})
 
 
-def record_batch(claimed: list[WebhookDelivery], token: str, outcomes: list[Outcome | None],
+def record_batch(claimed: list[Claimed], token: str, outcomes: list[Outcome | None],
                  settings: WebhookSettings) -> None:
     """Write the outcomes of one claim in one transaction. Successes, the usual case,
     take one UPDATE per status code and one for their endpoints' failing clocks, however
@@ -269,7 +292,7 @@ def purge(settings: WebhookSettings) -> int:
         return Event.delete().where(Event.created_at < cutoff).execute()
 
 
-def lanes(claimed: list[WebhookDelivery]) -> list[list[int]]:
+def lanes(claimed: list[Claimed]) -> list[list[int]]:
     """The indexes of ``claimed`` split into lanes: per endpoint, up to
     LANES_PER_ENDPOINT of them, the deliveries dealt out in turn."""
     by_endpoint: dict[str, list[int]] = {}
@@ -283,7 +306,7 @@ def lanes(claimed: list[WebhookDelivery]) -> list[list[int]]:
 
 
 class Sender:
-    """A delivery loop: one per `certapi serve` worker process, or `certapi worker`."""
+    """A delivery loop: the leading worker's of `certapi serve`, or `certapi worker`'s."""
 
     def __init__(self, settings: WebhookSettings | None = None):
         self.settings = settings or WebhookSettings.from_env()
@@ -320,7 +343,7 @@ class Sender:
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            self.beat = time.monotonic()
+            self.beat = started = time.monotonic()
             try:
                 if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
                     with database.connection_context():
@@ -333,8 +356,11 @@ class Sender:
                     continue
             except Exception:  # the database is away, a bug: log it, keep the loop alive
                 log.exception("webhook sender error")
-            _wake.wait(self.settings.poll_seconds)
+            # Claims start at most a poll interval apart, not a poll interval after the
+            # last one was sent: one sender per serve keeps pace with the API's writes.
+            _wake.wait(max(0.0, self.settings.poll_seconds - (time.monotonic() - started)))
             _wake.clear()
+        self.pool.shutdown(wait=False)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -342,26 +368,8 @@ class Sender:
 
 
 def start_background() -> Sender:
-    """Run a sender in a daemon thread of this process (what `certapi serve` does)."""
-    global _background
+    """Run a sender in a daemon thread of this process (`certapi serve` runs one per
+    serve instead: certapi.webhooks.background)."""
     sender = Sender()
-    thread = threading.Thread(target=sender.run, name="webhook-sender", daemon=True)
-    thread.start()
-    _background = (sender, thread)
+    threading.Thread(target=sender.run, name="webhook-sender", daemon=True).start()
     return sender
-
-
-_background: tuple[Sender, threading.Thread] | None = None
-
-
-def background_state() -> str:
-    """The background sender of this process, for readiness: ``off`` (none started here:
-    CERTAPI_WEBHOOK_BACKGROUND=0 or not `certapi serve`), ``ok``, or ``stopped`` (its
-    thread ended, or its loop has not gone round for longer than any batch can take)."""
-    if _background is None:
-        return "off"
-    sender, thread = _background
-    longest = sender.settings.lease_seconds + sender.settings.poll_seconds + 30
-    if not thread.is_alive() or time.monotonic() - sender.beat > longest:
-        return "stopped"
-    return "ok"

@@ -1,9 +1,9 @@
 """The expiry scan: ``enrollment.expiring`` when a completed enrollment enters its
 renewal window, ``enrollment.expired`` when it expires — each raised exactly once.
 
-Every background worker (the sender thread of each `certapi serve` worker, each
-`certapi worker`) runs a scan every CERTAPI_EXPIRY_SCAN_SECONDS (default 60), in a
-thread of its own so that a long scan never holds up deliveries. Any number may scan
+Beside each sender (the leading `certapi serve` worker's: certapi.webhooks.background;
+each `certapi worker`'s) a scan runs every CERTAPI_EXPIRY_SCAN_SECONDS (default 60), in
+a thread of its own so that a long scan never holds up deliveries. Any number may scan
 at once: a batch of due enrollments is claimed by setting their marker column
 (``expiring_raised_at`` / ``expired_raised_at``) in the same transaction that writes
 their events to the outbox, so a marker is never set without its event, nor an event
@@ -126,7 +126,8 @@ def scan(now: datetime.datetime | None = None) -> dict[str, int]:
 
 
 class ExpiryScanner:
-    """The periodic scan of one process, beside its webhook sender."""
+    """The periodic scan of one process, beside its webhook sender (started by
+    `certapi worker`, or by the leading serve worker, which stops it on losing the lead)."""
 
     def __init__(self, interval: float | None = None):
         self.interval = scan_seconds() if interval is None else interval

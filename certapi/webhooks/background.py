@@ -1,0 +1,257 @@
+"""Which process of `certapi serve` does the background work: one leader per database.
+
+Every serve worker runs a standby thread; the one that takes the leader's lock runs
+the webhook sender and the expiry scan, the others only retry the lock every
+``RETRY_SECONDS``. A sender in every worker made the workers poll and race for the
+same claims, and put sender threads beside every worker's requests on its GIL
+(bench/PROFILE.md, "Webhooks, session 20", has the cost before and after). The lock is one the
+operating system or the database server drops when its holder dies (SQLite: an
+flock() of ``<database>.sender`` beside the database file; PostgreSQL: a session
+advisory lock held by a connection of its own), so after a kill -9 another worker
+takes over within seconds, and the dead leader's claims come back when their lease
+runs out, as before. Safety never rested on there being one sender: two leaders for a
+moment (a PostgreSQL connection lost and its lock taken over) still send each attempt
+once, as any number of `certapi worker`s do.
+
+The leader beats while its sender loop goes round: it touches the lock file (SQLite)
+or runs a query on its lock's connection (PostgreSQL, whose ``state_change`` in
+``pg_stat_activity`` every worker can read). Readiness reads that beat in every
+worker, so ``webhook_sender`` says whether the serve's one sender is alive."""
+import fcntl
+import logging
+import os
+import threading
+import time
+from typing import Any, Protocol
+
+from certapi.webhooks import expiry
+from certapi.webhooks.delivery import Sender
+from certapi.webhooks.settings import WebhookSettings
+from models import database
+from models.db import is_postgres
+
+log = logging.getLogger("certapi.webhooks")
+# How often a standby worker tries to take over; a killed leader's work resumes within it.
+RETRY_SECONDS = 2.0
+# How often the leader beats (and, on PostgreSQL, checks that its lock's connection lives).
+BEAT_SECONDS = 1.0
+# The two keys of PostgreSQL's advisory lock (pg_locks: classid, objid): "cert", "send".
+ADVISORY_KEYS = (0x63657274, 0x73656E64)
+
+
+class Lock(Protocol):
+    def acquire(self) -> bool: ...
+
+    def beat(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def leader_silent_for(self) -> float | None: ...
+
+
+class Solo:
+    """No lock to share (an in-memory database): this process leads."""
+
+    def __init__(self) -> None:
+        self._beat = time.monotonic()
+
+    def acquire(self) -> bool:
+        return True
+
+    def beat(self) -> None:
+        self._beat = time.monotonic()
+
+    def release(self) -> None:
+        pass
+
+    def leader_silent_for(self) -> float | None:
+        return time.monotonic() - self._beat
+
+
+class FileLock:
+    """An flock() of a file beside the SQLite database; its mtime is the leader's beat."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = -1
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        self.beat()
+        return True
+
+    def beat(self) -> None:
+        os.utime(self._fd)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the last descriptor drops the flock
+            self._fd = -1
+
+    def leader_silent_for(self) -> float | None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: there is a leader
+                return max(0.0, time.time() - os.fstat(fd).st_mtime)
+            return None  # not held: no leader right now
+        finally:
+            os.close(fd)  # drops the shared lock if it was taken
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock on a connection outside the pool; the holder's
+    queries are its beat. A standby worker keeps its connection to try again on it
+    (one idle connection per worker rather than a new one every RETRY_SECONDS)."""
+
+    def __init__(self, db: Any):
+        self.db = db
+        self._connection: Any = None
+
+    def acquire(self) -> bool:
+        import psycopg2
+
+        if self._connection is None:
+            self._connection = psycopg2.connect(database=self.db.database, **self.db.connect_params)
+            self._connection.autocommit = True
+            with self._connection.cursor() as cursor:
+                cursor.execute("SET application_name = 'certapi-sender'")
+        with self._connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", ADVISORY_KEYS)
+            return bool(cursor.fetchone()[0])
+
+    def beat(self) -> None:
+        """Raises when the connection, and so the lock, is gone."""
+        with self._connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    def release(self) -> None:
+        """Close the connection: its session's lock, if it holds it, goes with it."""
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:
+                pass
+            self._connection = None
+
+    def leader_silent_for(self) -> float | None:
+        row = database.execute_sql(
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp() - a.state_change) "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s "
+            "AND l.objsubid = 2 AND l.granted", ADVISORY_KEYS).fetchone()
+        return None if row is None else max(0.0, float(row[0]))
+
+
+def lock_for_database() -> Lock:
+    db = database.obj
+    if is_postgres(db):
+        return AdvisoryLock(db)
+    path = db.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return Solo()
+    return FileLock(f"{path}.sender")
+
+
+class Background:
+    """This process's part: stand by, and while leading run a sender and the scan."""
+
+    def __init__(self, lock: Lock):
+        self.lock = lock
+        self.stopping = threading.Event()
+        self.sender: Sender | None = None  # while this process leads
+        self.thread = threading.Thread(target=self.run, name="webhook-standby", daemon=True)
+        self.beat = time.monotonic()  # when the standby loop last went round
+        self._leader_seen = time.monotonic()
+
+    def healthy_for(self) -> float:
+        """How long a loop may stay silent before it counts as stalled: longer than a
+        batch of sends can take."""
+        settings = self.sender.settings if self.sender else WebhookSettings.from_env()
+        return settings.lease_seconds + settings.poll_seconds + 30
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.beat = time.monotonic()
+            try:
+                if self.lock.acquire():
+                    self._lead()
+            except Exception as exc:  # the database is away: stand by, try again
+                log.warning("webhook sender leadership: %s: %s", type(exc).__name__, exc)
+                self.lock.release()
+            self.stopping.wait(RETRY_SECONDS)
+
+    def _lead(self) -> None:
+        log.info("webhook sender and expiry scan run in this process (pid %d)", os.getpid())
+        sender, scanner = Sender(), expiry.ExpiryScanner()
+        sending = threading.Thread(target=sender.run, name="webhook-sender", daemon=True)
+        threading.Thread(target=scanner.run, name="expiry-scan", daemon=True).start()
+        sending.start()
+        self.sender = sender
+        try:
+            while not self.stopping.wait(BEAT_SECONDS):
+                self.beat = time.monotonic()
+                if not sending.is_alive() or time.monotonic() - sender.beat > self.healthy_for():
+                    # A stalled loop keeps no lock: another worker may do better.
+                    log.error("webhook sender stalled: handing the lead over")
+                    return
+                self.lock.beat()
+        finally:
+            self.sender = None
+            sender.stop()
+            scanner.stop()
+            self.lock.release()
+
+    def state(self) -> str:
+        """``ok`` while this standby loop runs and the leader (here or in another
+        process) beats; ``stopped`` otherwise, or when the leader's beat cannot be
+        read."""
+        limit = self.healthy_for()
+        if not self.thread.is_alive() or time.monotonic() - self.beat > limit:
+            return "stopped"
+        sender = self.sender
+        if sender is not None:
+            return "ok" if time.monotonic() - sender.beat <= limit else "stopped"
+        try:
+            silent = self.lock.leader_silent_for()
+        except Exception:  # the database (PostgreSQL's lock table) cannot tell right now
+            return "stopped"
+        if silent is None:
+            # No leader this moment (one just died, or the serve just started): a standby
+            # loop takes over within RETRY_SECONDS; only a long vacancy fails.
+            return "ok" if time.monotonic() - self._leader_seen <= limit else "stopped"
+        self._leader_seen = time.monotonic()
+        return "ok" if silent <= limit else "stopped"
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+_background: Background | None = None
+
+
+def start() -> Background:
+    """Start this process's standby thread (what each `certapi serve` worker does)."""
+    global _background
+    background = Background(lock_for_database())
+    background.thread.start()
+    _background = background
+    return background
+
+
+def state() -> str:
+    """The background sender, for readiness: ``off`` (none started in this process:
+    CERTAPI_WEBHOOK_BACKGROUND=0, or not `certapi serve`), ``ok``, or ``stopped``."""
+    if _background is None:
+        return "off"
+    return _background.state()

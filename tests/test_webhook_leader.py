@@ -1,0 +1,133 @@
+"""One background sender per `certapi serve`: the workers elect a leader with a lock the
+operating system or the database server drops when its holder dies, the others stand
+by, and a killed leader is replaced without losing an event (both backends)."""
+import os
+import signal
+import time
+
+import httpx
+import pytest
+from playhouse.db_url import connect
+
+from certapi.webhooks import background
+from tests.databases import NO_SERVER, backends, fresh_database, query, server_url
+from tests.live_server import LiveServer, new_account
+from tests.test_webhook_processes import (
+    Writer,
+    assert_all_signed,
+    committed_events,
+    fast_delivery,  # noqa: F401 (an autouse fixture, used here too)
+    published,
+    subscribe,
+    wait_for_all,
+)
+from tests.webhook_receiver import Answer, Receiver
+
+
+def test_one_file_lock_holder_at_a_time(tmp_path):
+    path = str(tmp_path / "db.sqlite.sender")
+    first, second = background.FileLock(path), background.FileLock(path)
+    assert second.leader_silent_for() is None  # no file: no leader yet
+    assert first.acquire()
+    try:
+        assert not second.acquire()
+        assert second.leader_silent_for() is not None and second.leader_silent_for() < 5
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+        assert second.leader_silent_for() > 3000  # the leader stopped beating
+        first.beat()
+        assert second.leader_silent_for() < 5
+    finally:
+        first.release()
+    assert second.leader_silent_for() is None  # released: no leader
+    assert second.acquire()
+    second.release()
+
+
+@pytest.mark.skipif(server_url() is None, reason=NO_SERVER)
+def test_one_advisory_lock_holder_at_a_time(tmp_path, keep_database_binding):
+    from models import database
+
+    with fresh_database("postgresql", tmp_path, "leader") as url:
+        database.initialize(connect(url))
+        try:
+            first, second = background.AdvisoryLock(database.obj), background.AdvisoryLock(database.obj)
+            assert second.leader_silent_for() is None
+            assert first.acquire()
+            try:
+                assert not second.acquire()
+                first.beat()
+                assert second.leader_silent_for() < 5
+            finally:
+                first.release()
+            assert second.leader_silent_for() is None
+            assert second.acquire()
+            second.release()
+        finally:
+            database.obj.close()
+
+
+def worker_pids(server: LiveServer) -> set[int]:
+    """The serve master's children (its gunicorn workers), from /proc."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.process.pid:
+            found.add(int(entry))
+    return found
+
+
+def leaders(url: str) -> int:
+    """How many processes hold the leader's lock of the database at ``url``: SQLite's
+    flock() from /proc/locks, PostgreSQL's advisory lock from pg_locks."""
+    if url.startswith("sqlite"):
+        inode = os.stat(url.removeprefix("sqlite:///") + ".sender").st_ino
+        with open("/proc/locks") as locks:
+            return sum(1 for line in locks if "FLOCK" in line and " WRITE " in line
+                       and line.split()[5].endswith(f":{inode}"))
+    rows = query(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                      "AND classid = ? AND objid = ? AND objsubid = 2 AND granted",
+                 *background.ADVISORY_KEYS)
+    return rows[0][0]
+
+
+def every_answer_ready(server: LiveServer, times: int = 12) -> None:
+    """/v1/ready on fresh connections (gunicorn hands each to any worker): the sender is
+    ok in every worker that answers, the followers reading the leader's beat."""
+    for _ in range(times):
+        response = httpx.get(f"{server.url}/v1/ready", headers={"connection": "close"}, timeout=5)
+        assert response.status_code == 200, response.text
+        assert response.json()["checks"]["webhook_sender"] == "ok"
+
+
+@pytest.mark.parametrize("kind", backends())
+def test_killed_workers_are_replaced_and_every_event_arrives(kind, tmp_path):
+    """Each original worker in turn is killed with SIGKILL while changes are written;
+    whichever led, another takes over and every committed event arrives, signed."""
+    with fresh_database(kind, tmp_path, "hooks") as url, \
+            Receiver(lambda r: Answer(200)) as receiver:
+        server = LiveServer(url, tmp_path / "serve.log", workers=3).start()
+        try:
+            headers = new_account(url)
+            secret = subscribe(server, headers, receiver.url)
+            certification = published(server, headers)
+            assert leaders(url) == 1
+            every_answer_ready(server)
+            for pid in sorted(worker_pids(server)):
+                with Writer(server.url, headers, certification) as writer:
+                    time.sleep(1)
+                    os.kill(pid, signal.SIGKILL)
+                    time.sleep(1.5)
+                assert writer.acknowledged > 0
+                wait_for_all(receiver, committed_events(url))
+            assert len(worker_pids(server)) == 3  # gunicorn replaced every one
+            assert leaders(url) == 1
+            every_answer_ready(server)
+        finally:
+            server.kill()
+        assert_all_signed(receiver, secret, committed_events(url))
