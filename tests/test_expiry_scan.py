@@ -324,3 +324,35 @@ def test_lifecycle_expiry_notice(expires_at, window, due):
 def test_lifecycle_a_renewed_enrollment_lapses_silently():
     assert lifecycle.expiry_notice_silenced(renewed=True)
     assert not lifecycle.expiry_notice_silenced(renewed=False)
+
+
+def test_the_scanner_refreshes_the_planners_statistics_first_then_hourly(db, monkeypatch):
+    """The serve leader's (and `certapi worker`'s) loop keeps SQLite's statistics fresh
+    (models/statistics.py); a refresh that fails is logged and tried again next round."""
+    import types
+
+    from models import statistics
+
+    refreshes, rounds = [], []
+    # The loop's clock at each round: 0, 10 s, 20 s, then past the hour.
+    times = [0.0, 10.0, 20.0, statistics.REFRESH_SECONDS + 15.0]
+
+    def refresh():
+        refreshes.append(len(rounds))
+        if len(refreshes) == 1:
+            raise RuntimeError("database is locked")
+
+    def counted(now=None):
+        rounds.append(now)
+        if len(rounds) == len(times):
+            scanner.stop()
+        return {lifecycle.EXPIRING: 0, lifecycle.EXPIRED: 0}
+
+    monkeypatch.setattr(statistics, "refresh", refresh)
+    monkeypatch.setattr(expiry, "scan", counted)
+    monkeypatch.setattr(expiry, "time", types.SimpleNamespace(
+        monotonic=lambda: times[min(len(rounds), len(times) - 1)]))
+    scanner = expiry.ExpiryScanner(interval=0.001)
+    scanner.run()
+    # Round 0 fails and is retried at round 1 (10 s); the next is due an hour after that.
+    assert refreshes == [0, 1, 3], refreshes

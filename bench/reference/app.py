@@ -344,7 +344,7 @@ def create_app(settings: Settings | None = None):
         storage = ratelimit.storage_for(settings.database_url, settings.rate_limit_storage)
         app = ratelimit.RateLimit(app, ratelimit.Limiter(storage, settings.rate_limit))
     if os.environ.get("CERTAPI_WEBHOOK_BACKGROUND", "1").strip() != "0":
-        # As certapi.server.served_app: a webhook sender in every worker.
-        from certapi.webhooks.delivery import start_background
-        start_background()
+        # As certapi.server.served_app: every worker stands by, one leader sends and scans.
+        from certapi.webhooks import background
+        background.start()
     return RequestLog(app)

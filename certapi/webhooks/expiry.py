@@ -15,13 +15,14 @@ import datetime
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from peewee import JOIN, ColumnBase, Value, fn
 
 from certapi import lifecycle
 from certapi.webhooks.outbox import emit_many
-from models import Certification, Enrollment, User, base, database
+from models import Certification, Enrollment, User, base, database, statistics
 from models.db import is_postgres
 
 log = logging.getLogger("certapi.expiry")
@@ -134,7 +135,18 @@ class ExpiryScanner:
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        refreshed = -float(statistics.REFRESH_SECONDS)  # at the first round, then hourly
         while not self.stopping.is_set():
+            if time.monotonic() - refreshed >= statistics.REFRESH_SECONDS:
+                # The planner's statistics ride on this loop: it is the one periodic job
+                # every deployment runs exactly where the database is written (the serve
+                # leader, or `certapi worker`).
+                try:
+                    with database.connection_context():
+                        statistics.refresh()
+                    refreshed = time.monotonic()
+                except Exception as exc:  # e.g. the database is away: next round tries again
+                    log.error("statistics refresh failed: %s: %s", type(exc).__name__, exc)
             try:
                 done = scan()
                 if any(done.values()):
