@@ -214,7 +214,10 @@ def combine(runs: list[dict]) -> dict:
         "p99_ms": sum(r["p99_ms"] for r in runs) / len(runs),
         "errors": sum(r["errors"] for r in runs),
         "wraps": sum(r["wraps"] for r in runs),
-        "cpu_ms": 1000 * sum(r["cpu_seconds"] for r in runs) / max(1, sum(r["requests"] for r in runs)),
+        # Only the scenario slices are timed for CPU (the program-scale runs share a server
+        # with other load): None elsewhere.
+        "cpu_ms": (1000 * sum(r["cpu_seconds"] for r in runs) / max(1, sum(r["requests"] for r in runs))
+                   if all("cpu_seconds" in r for r in runs) else None),
         "statuses": [r["statuses"] for r in runs],
     }
 
@@ -248,7 +251,7 @@ def report(results: dict, memory: dict, names: list[str]) -> list[str]:
         print(line)
     print("\nworkers' CPU per request, ms (user + system, every thread; lower is better):")
     for scenario in SCENARIOS:
-        if scenario not in results[names[0]]:
+        if scenario not in results[names[0]] or results[names[0]][scenario]["cpu_ms"] is None:
             continue
         line = f"  {scenario:<11}" + "".join(
             f" {name[:9]:>9} {results[name][scenario]['cpu_ms']:6.2f}" for name in names)
