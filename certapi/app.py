@@ -10,7 +10,16 @@ from connexion.middleware.response_validation import ResponseValidationMiddlewar
 from connexion.options import SwaggerUIOptions
 from connexion.utils import get_function_from_name
 
-from certapi import auth, errors, idempotency, jsoncodec, metrics, ratelimit, swagger_ui
+from certapi import (
+    auth,
+    errors,
+    handler_call,
+    idempotency,
+    jsoncodec,
+    metrics,
+    ratelimit,
+    swagger_ui,
+)
 from certapi.config import Settings
 from certapi.logs import configure as configure_logging
 from certapi.middleware import (
@@ -99,5 +108,6 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
                        max_bytes=settings.max_body_bytes)
     app.add_middleware(MediaTypeCase, position=MiddlewarePosition.BEFORE_ROUTING)
     ratelimit.install(app, settings)
+    handler_call.install(app.app)  # before idempotency, which wraps the views it leaves
     idempotency.install(app.app, settings)
     return app
