@@ -1,14 +1,14 @@
 """Fan-out: the delivery rows of the events whose ``fanout`` column names endpoints.
 
 A change's transaction writes its events only, each naming the endpoints subscribed to
-it at commit time (certapi.webhooks.outbox); the delivery rows (a table and three
-indexes) were most of what a subscribed endpoint added to the time a write holds
-SQLite's single write lock. ``fan_out`` writes them later, in one transaction that
-takes the waiting events, inserts their deliveries and clears the column: a crash
-leaves either all of it or none. On PostgreSQL the events are taken FOR UPDATE, so two
-fan-outs never write the same event's rows; on SQLite the transaction holds the write
-lock from its start. Readers of the delivery log call it first (certapi.webhooks.
-fanout.settle), so the API shows a delivery from the moment its event commits."""
+it at commit time (certapi.webhooks.outbox), so the delivery rows (a table and three
+indexes) stay out of the time a write holds SQLite's single write lock, which every
+other write waits for. ``fan_out`` writes them later, in one transaction that takes the
+waiting events, inserts their deliveries and clears the column: a crash leaves either
+all of it or none. On PostgreSQL the events are taken FOR UPDATE, so two fan-outs never
+write the same event's rows; on SQLite the transaction holds the write lock from its
+start. Readers of the delivery log call ``settle`` first, so the API shows a delivery
+from the moment its event commits."""
 import datetime
 from dataclasses import dataclass
 from typing import Any
