@@ -180,8 +180,11 @@ def main(argv=None) -> int:
             pending = db.execute(
                 "SELECT count(*) FROM webhook_delivery WHERE status = 'pending'").fetchone()[0]
             total = db.execute("SELECT count(*) FROM webhook_delivery").fetchone()[0]
-        print(f"deliveries: {total}, still pending when the servers stopped: {pending} "
-              f"({workdirs[-1].parent})")
+            # Events whose delivery rows no sender had written yet (migration 0010).
+            unwritten = db.execute("SELECT count(*) FROM event WHERE fanout IS NOT NULL") \
+                .fetchone()[0]
+        print(f"deliveries: {total}, still pending when the servers stopped: {pending}, "
+              f"events not yet fanned out: {unwritten} ({workdirs[-1].parent})")
     return 0
 
 

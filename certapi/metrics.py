@@ -10,6 +10,7 @@ cover every sender (serve's workers and `certapi worker` processes alike).
 
 ``CERTAPI_METRICS=off`` leaves ``/metrics`` out (a 404) and records nothing.
 """
+import datetime
 import logging
 import os
 from collections.abc import Iterable
@@ -116,10 +117,33 @@ class Recorder:
         sample_pool()
 
 
+def _unwritten_deliveries() -> tuple[int, datetime.datetime | None]:
+    """The deliveries to enabled endpoints that committed events still name in their
+    ``fanout`` column (a sender has not written their rows yet), and the oldest such
+    event's time. A read of the events' partial index: nothing when none waits."""
+    from models import Event, WebhookEndpoint
+
+    waiting = list(Event.select(Event.fanout, Event.created_at)
+                   .where(Event.fanout.is_null(False)).order_by(Event.created_at).tuples().execute())
+    if not waiting:
+        return 0, None
+    named = sorted({uuid for fanout, _ in waiting for uuid in fanout.split(",")})
+    enabled = {uuid for (uuid,) in WebhookEndpoint.select(WebhookEndpoint.uuid)
+               .where(WebhookEndpoint.uuid.in_(named) & WebhookEndpoint.enabled).tuples().execute()}
+    depth, oldest = 0, None
+    for fanout, created_at in waiting:
+        count = sum(1 for uuid in fanout.split(",") if uuid in enabled)
+        if count and oldest is None:
+            oldest = created_at
+        depth += count
+    return depth, oldest
+
+
 class QueueCollector(Collector):
     """The webhook queue as the database holds it when scraped: pending deliveries to
     enabled endpoints (a disabled endpoint's stay pending until it is enabled again and
-    would otherwise raise a lag alert forever) and the age of the oldest of them."""
+    would otherwise raise a lag alert forever), those whose rows a sender has yet to
+    write included, and the age of the oldest of them."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         from models import WebhookDelivery, WebhookEndpoint
@@ -133,7 +157,8 @@ class QueueCollector(Collector):
                            .join(WebhookEndpoint)
                            .where((WebhookDelivery.status == "pending") & WebhookEndpoint.enabled))
                 depth = pending.count()
-                oldest = pending.order_by(WebhookDelivery.created_at).first()
+                first = pending.order_by(WebhookDelivery.created_at).first()
+                unwritten, unwritten_since = _unwritten_deliveries()
         except OUTAGE as exc:
             log.warning("metrics: cannot read the webhook queue (%s)", type(exc).__name__)
             up.add_metric([], 0)
@@ -143,8 +168,9 @@ class QueueCollector(Collector):
         yield up
         yield GaugeMetricFamily("certapi_webhook_outbox_pending",
                                 "Webhook deliveries waiting to be sent (first attempts and retries).",
-                                value=depth)
-        lag = (utcnow() - oldest.created_at).total_seconds() if oldest is not None else 0.0
+                                value=depth + unwritten)
+        times = [t for t in (first.created_at if first else None, unwritten_since) if t is not None]
+        lag = (utcnow() - min(times)).total_seconds() if times else 0.0
         yield GaugeMetricFamily("certapi_webhook_delivery_lag_seconds",
                                 "Age of the oldest webhook delivery not yet sent (0 when none waits).",
                                 value=max(0.0, lag))

@@ -7,7 +7,7 @@ from certapi.errors import Conflict, NotFound, ValidationFailed
 from certapi.pagination import paginate
 from certapi.spec import url
 from certapi.webhooks import delivery as senders
-from certapi.webhooks import emit
+from certapi.webhooks import emit, fanout
 from certapi.webhooks.settings import WebhookSettings
 from certapi.webhooks.signing import new_secret
 from certapi.webhooks.ssrf import RefusedDestination, check_url
@@ -100,6 +100,7 @@ def send_test_event(uuid: str, user: str) -> tuple[Json, int]:
         endpoint = _enabled(uuid, user)
         event = emit(endpoint.account_id, "webhook.test",
                      {"webhook_endpoint_uuid": endpoint.uuid}, endpoints=[endpoint])
+        fanout.settle(user)  # the answer is the delivery
         delivery = WebhookDelivery.get(WebhookDelivery.event == event)
     senders.wake()
     return delivery.as_json(), 202
@@ -116,6 +117,7 @@ def _delivery(endpoint: WebhookEndpoint, delivery_uuid: str) -> WebhookDelivery:
 def list_webhook_deliveries(uuid: str, page: int, per_page: int, user: str,
                             status: str | None = None) -> Json:
     endpoint = owned(WebhookEndpoint, uuid, "Webhook endpoint", user)
+    fanout.settle(user)  # deliveries of committed events no sender has written yet
     query = WebhookDelivery.select().where(WebhookDelivery.endpoint == endpoint)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
@@ -124,6 +126,7 @@ def list_webhook_deliveries(uuid: str, page: int, per_page: int, user: str,
 
 
 def retry_webhook_delivery(uuid: str, delivery_uuid: str, user: str) -> tuple[Json, int]:
+    fanout.settle(user)
     with database.atomic():
         endpoint = _enabled(uuid, user)
         delivery = _delivery(endpoint, delivery_uuid)

@@ -1,7 +1,8 @@
 """Webhook endpoints, the events the changes raised (the outbox) and their deliveries.
 
-An event row is written in the transaction of the change that raised it, together with
-one delivery row per subscribed endpoint; the delivery rows are the queue the senders
+An event row is written in the transaction of the change that raised it, naming the
+endpoints subscribed to it then (``fanout``); a sender turns that into one delivery row
+per endpoint (certapi.webhooks.fanout). The delivery rows are the queue the senders
 work through and, kept afterwards, the delivery log."""
 import json
 
@@ -63,6 +64,10 @@ class Event(BaseModel):
     # The exact body every delivery sends, so retries carry the same bytes.
     payload = TextField()
     created_at = DateTimeField(default=utcnow)
+    # The endpoint uuids (comma-separated) whose delivery rows are still to be written;
+    # NULL once they are, or when no endpoint was subscribed. Migration 0010 indexes the
+    # events where it is set.
+    fanout = TextField(null=True)
 
     class Meta:
         indexes = (

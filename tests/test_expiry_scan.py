@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from certapi import lifecycle
-from certapi.webhooks import expiry
+from certapi.webhooks import expiry, fanout
 from models import (
     Account,
     Certification,
@@ -193,6 +193,8 @@ def test_deliveries_go_to_subscribed_endpoints(db):
                            secret="whsec_x", event_types="[]")
     uuids = enrollments(cert, [now - DAY, now + DAY])
     expiry.scan(now)
+    assert not WebhookDelivery.select().exists()  # written by a sender, after the commit
+    assert fanout.fan_out() == (2, [])
     deliveries = list(WebhookDelivery.select())
     assert len(deliveries) == 2
     assert {d.endpoint_id for d in deliveries} == {everything.uuid}
@@ -220,6 +222,8 @@ def test_batched_a_thousand_expiries_take_a_few_statements(db, monkeypatch):
     # statements); 1,200 enrollments one by one would be thousands.
     assert len(statements) < 60, len(statements)
     assert sorted(u for _, u in events(EXPIRED)) == sorted(uuids)
+    while fanout.fan_out()[0]:
+        pass
     assert WebhookDelivery.select().count() == 1200
 
 

@@ -6,7 +6,9 @@ UPDATE that moves ``next_attempt_at`` to the end of a lease and stamps its claim
 concurrent claimer's UPDATE no longer matches (SQLite serialises writers, PostgreSQL
 re-checks the condition after the row lock), so an attempt is sent by one sender only.
 The outcome is written only under that claim. A sender killed mid-send leaves the
-claim to expire with the lease, and the delivery is sent again: at least once."""
+claim to expire with the lease, and the delivery is sent again: at least once. Before
+it claims, a sender writes the delivery rows of the events committed since
+(certapi.webhooks.fanout), claimed by itself in the same transaction."""
 import datetime
 import email.utils
 import logging
@@ -22,7 +24,7 @@ from peewee import JOIN
 from urllib3.exceptions import NewConnectionError
 
 from certapi import metrics
-from certapi.webhooks import signing, ssrf
+from certapi.webhooks import fanout, signing, ssrf
 from certapi.webhooks.settings import DISABLE_AFTER_SECONDS, MAX_RESPONSE_BYTES, WebhookSettings
 from models import Event, WebhookDelivery, WebhookEndpoint, database
 from models.base import utcnow
@@ -95,17 +97,21 @@ def _due(limit: int) -> list[str]:
     return [row.uuid for row in query]
 
 
-def claim(uuids: list[str], settings: WebhookSettings) -> tuple[str, list[Claimed]]:
-    """Take the deliveries of ``uuids`` that no one else took; (claim, deliveries)."""
-    token, now = str(uuidlib.uuid4()), utcnow()
+def claim(uuids: list[str], settings: WebhookSettings,
+          token: str | None = None) -> tuple[str, list[Claimed]]:
+    """Take the deliveries of ``uuids`` that no one else took, under ``token`` (a new
+    claim when None); (claim, every delivery held under it, those a fan-out created
+    claimed included)."""
+    token, now = token or str(uuidlib.uuid4()), utcnow()
     until = now + datetime.timedelta(seconds=settings.lease_seconds)
-    with database.atomic():
-        (WebhookDelivery
-         .update(claim=token, next_attempt_at=until, attempts=WebhookDelivery.attempts + 1,
-                 updated_at=now)
-         .where(WebhookDelivery.uuid.in_(uuids) & (WebhookDelivery.status == "pending")
-                & (WebhookDelivery.next_attempt_at <= now))
-         .execute())
+    if uuids:
+        with database.atomic():
+            (WebhookDelivery
+             .update(claim=token, next_attempt_at=until, attempts=WebhookDelivery.attempts + 1,
+                     updated_at=now)
+             .where(WebhookDelivery.uuid.in_(uuids) & (WebhookDelivery.status == "pending")
+                    & (WebhookDelivery.next_attempt_at <= now))
+             .execute())
     claimed = (WebhookDelivery.select(*_CLAIMED_COLUMNS)
                .join(WebhookEndpoint).switch(WebhookDelivery).join(Event, JOIN.INNER)
                .where(WebhookDelivery.claim == token).tuples())
@@ -314,16 +320,24 @@ class Sender:
         self.pool = ThreadPoolExecutor(BATCH, thread_name_prefix="webhook-send")
         self.stopping = threading.Event()
         self._purged_at = 0.0
+        self.behind = False  # the last fan-out left events waiting
         self.beat = time.monotonic()  # when the loop last went round (readiness)
 
     def run_once(self) -> int:
-        """Send what is due now (one batch); how many deliveries were claimed."""
+        """Fan out the events waiting, then send what is due now (one batch); how many
+        deliveries were claimed. The fan-out creates its deliveries claimed by this
+        sender already (as many as the batch holds), so a fresh event's delivery costs
+        no claim transaction of its own: only retries and the rest are claimed after."""
         claimed_at = time.monotonic()
         with database.connection_context():
-            due = _due(BATCH)
-            if not due:
+            token = str(uuidlib.uuid4())
+            until = utcnow() + datetime.timedelta(seconds=self.settings.lease_seconds)
+            fanned, fresh = fanout.fan_out(claim=fanout.Claim(token, until, BATCH))
+            self.behind = fanned >= fanout.EVENTS_PER_FAN_OUT
+            due = _due(BATCH - len(fresh)) if len(fresh) < BATCH else []
+            if not due and not fresh:
                 return 0
-            token, claimed = claim(due, self.settings)
+            token, claimed = claim(due, self.settings, token)
         # A send started after this ends before the lease does, so no other sender
         # takes the delivery while it is on its way; what a slow lane did not start by
         # then is handed back unsent.
@@ -349,10 +363,10 @@ class Sender:
                     with database.connection_context():
                         purge(self.settings)
                     self._purged_at = time.monotonic()
-                # A full batch means a backlog: go on at once. Otherwise let the next
-                # deliveries gather for a poll interval, so that under load each claim and
-                # outcome transaction covers many of them.
-                if self.run_once() >= BATCH:
+                # A full batch (or fan-out) means a backlog: go on at once. Otherwise let
+                # the next deliveries gather for a poll interval, so that under load each
+                # claim and outcome transaction covers many of them.
+                if self.run_once() >= BATCH or self.behind:
                     continue
             except Exception:  # the database is away, a bug: log it, keep the loop alive
                 log.exception("webhook sender error")

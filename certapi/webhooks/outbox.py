@@ -1,13 +1,14 @@
 """Raising events: the transactional outbox.
 
-``emit`` writes the event and one pending delivery per subscribed endpoint inside the
-caller's transaction, so a change and its events commit or roll back together; the
-senders (certapi.webhooks.delivery) find the deliveries afterwards."""
+``emit`` writes the event inside the caller's transaction, so a change and its events
+commit or roll back together. Which endpoints each event goes to is decided there too
+(the event's ``fanout`` column names them); the delivery rows are written afterwards by
+a sender (certapi.webhooks.fanout), outside the change's hold on the write lock."""
 import datetime
 import json
 from typing import Any
 
-from models import Event, WebhookDelivery, WebhookEndpoint, database
+from models import Event, WebhookEndpoint, database
 from models.base import new_uuid, rfc3339, utcnow
 from models.bulk import insert_rows
 
@@ -38,16 +39,31 @@ def emit_many(event_type: str, items: list[tuple[str, dict]]) -> None:
 
 def _record(emissions: list[Emission],
             endpoints: list[WebhookEndpoint] | None = None) -> list[dict]:
-    """Write the events of ``emissions`` and their pending deliveries: one query for the
-    subscriptions and one INSERT per table, however many events (a change raising three
-    events once took a dozen statements inside the write lock, which every other writer
-    waits for). The events are stamped a microsecond apart, in the order given, so lists
+    """Write the events of ``emissions``, each naming the endpoints it is for: one query
+    for the subscriptions and one INSERT, however many events. Inside SQLite's write
+    lock, which every other writer waits for, the change writes no delivery rows (a
+    table and three indexes): a sender writes them from ``fanout`` (certapi.webhooks.
+    fanout). The events are stamped a microsecond apart, in the order given, so lists
     ordered by time show them in the order they happened. Returns the event rows."""
     if not emissions:
         return []
     for _, event_type, _, _ in emissions:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type}")
+    if endpoints is None:
+        accounts = sorted({account for account, _, _, _ in emissions})
+        chosen = list(WebhookEndpoint
+                      .select(WebhookEndpoint.uuid, WebhookEndpoint.account,
+                              WebhookEndpoint.event_types)
+                      .where(WebhookEndpoint.account.in_(accounts) & WebhookEndpoint.enabled))
+
+        def receivers(account: str, event_type: str) -> list[str]:
+            return [e.uuid for e in chosen if e.account_id == account and e.wants(event_type)]
+    else:
+        given = [endpoint.uuid for endpoint in endpoints]
+
+        def receivers(account: str, event_type: str) -> list[str]:
+            return given
     now = utcnow()
     events: list[dict[str, Any]] = []
     for n, (account, event_type, data, enrollment_uuid) in enumerate(emissions):
@@ -56,32 +72,10 @@ def _record(emissions: list[Emission],
             "uuid": new_uuid(), "account": account, "type": event_type,
             "enrollment_uuid": enrollment_uuid, "created_at": at,
             "payload": json.dumps({"type": event_type, "timestamp": rfc3339(at), "data": data},
-                                  separators=(",", ":"))})
-    if endpoints is None:
-        accounts = sorted({str(event["account"]) for event in events})
-        endpoints = list(WebhookEndpoint
-                         .select(WebhookEndpoint.uuid, WebhookEndpoint.account,
-                                 WebhookEndpoint.event_types)
-                         .where(WebhookEndpoint.account.in_(accounts) & WebhookEndpoint.enabled))
-        chosen = endpoints
-
-        def receivers(event: dict) -> list[str]:
-            return [e.uuid for e in chosen
-                    if e.account_id == event["account"] and e.wants(event["type"])]
-    else:
-        given = [endpoint.uuid for endpoint in endpoints]
-
-        def receivers(event: dict) -> list[str]:
-            return given
-    deliveries = [
-        {"uuid": new_uuid(), "endpoint": endpoint, "event": event["uuid"],
-         "event_type": event["type"], "status": "pending", "attempts": 0,
-         "next_attempt_at": now, "created_at": now, "updated_at": now}
-        for event in events for endpoint in receivers(event)
-    ]
+                                  separators=(",", ":")),
+            "fanout": ",".join(receivers(account, event_type)) or None})
     with database.atomic():  # all of them or none, in a transaction of its own or the caller's
         insert_rows(Event, events)
-        insert_rows(WebhookDelivery, deliveries)
     return events
 
 
