@@ -71,15 +71,17 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> No
     from certapi.config import Settings
 
     keepalive = Settings().keepalive_seconds
-    if workers <= 1:
+    # Even one worker is not one process: the webhook sender runs in a child of the
+    # leading worker (certapi.webhooks.background), and /metrics counts its deliveries.
+    with multiprocess_dir() as metrics_dir:
+        if workers > 1:
+            _gunicorn(host, port, workers, log_level, keepalive, metrics_dir)
+            return
         import uvicorn
 
         uvicorn.run("certapi.server:served_app", factory=True, host=host, port=port,
                     access_log=False, log_level=log_level, http=BoundedHttpToolsProtocol,
                     timeout_keep_alive=keepalive)
-        return
-    with multiprocess_dir() as metrics_dir:
-        _gunicorn(host, port, workers, log_level, keepalive, metrics_dir)
 
 
 def _worker_exited(_arbiter: object, worker: object) -> None:

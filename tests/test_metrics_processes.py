@@ -10,8 +10,17 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.databases import backends, fresh_database
+from tests.databases import backends, fresh_database, query
 from tests.live_server import LiveServer, new_account
+from tests.test_webhook_processes import (
+    Writer,
+    committed_events,
+    fast_delivery,  # noqa: F401 (an autouse fixture, used here too)
+    published,
+    subscribe,
+    wait_for_all,
+)
+from tests.webhook_receiver import Answer, Receiver
 
 REQUESTS = 200
 
@@ -67,3 +76,35 @@ def test_requests_over_four_workers_are_each_counted_once(kind, tmp_path, monkey
         finally:
             server.kill()
     assert metric_files(str(tmp)) == []  # the run's directory is gone
+
+
+def delivered(server: LiveServer) -> float:
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "certapi_webhook_deliveries_total"
+               and sample.labels == {"outcome": "succeeded"})
+
+
+@pytest.mark.parametrize("kind", backends())
+def test_one_worker_counts_what_its_sender_process_delivers(kind, tmp_path, monkeypatch):
+    """`serve` with one worker is two processes too (the sender is the worker's child):
+    /metrics counts the deliveries the child made."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("CERTAPI_METRICS", raising=False)
+    with fresh_database(kind, tmp_path, "metrics") as url, \
+            Receiver(lambda r: Answer(200)) as receiver:
+        server = LiveServer(url, tmp_path / "serve.log", workers=1).start()
+        try:
+            headers = new_account(url)
+            subscribe(server, headers, receiver.url)
+            certification = published(server, headers)
+            with Writer(server.url, headers, certification) as writer:
+                time.sleep(1)
+            assert writer.acknowledged > 0
+            wait_for_all(receiver, committed_events(url))
+            sent = query(url, "SELECT count(*) FROM webhook_delivery WHERE status = 'succeeded'")[0][0]
+            assert sent >= 3 * writer.acknowledged
+            assert delivered(server) == sent
+        finally:
+            server.kill()

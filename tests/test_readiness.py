@@ -8,7 +8,7 @@ from peewee import OperationalError
 
 from certapi import readiness
 from certapi.webhooks import background
-from certapi.webhooks.delivery import Sender
+from certapi.webhooks.settings import WebhookSettings
 from tests.conftest import expect_error
 
 
@@ -39,6 +39,14 @@ class HeldElsewhere:
         return self.silent_for
 
 
+class Leading:
+    """The sender this worker runs while it leads, as readiness sees it: its beat."""
+
+    def __init__(self):
+        self.settings = WebhookSettings.from_env()
+        self.beat = time.monotonic()
+
+
 @pytest.fixture
 def standby(monkeypatch):
     """This worker's registered background part, whose standby thread the test controls
@@ -61,7 +69,7 @@ def test_ready_without_a_background_sender(client):
 
 def test_ready_while_this_worker_leads(client, standby):
     part, _ = standby
-    part.sender = Sender()
+    part.work = Leading()
     assert ready(client, 200)["checks"]["webhook_sender"] == "ok"
 
 
@@ -106,8 +114,8 @@ def test_a_stopped_standby_thread_is_not_ready(client, standby):
 
 def test_a_stalled_sender_is_not_ready(client, standby):
     part, _ = standby
-    part.sender = Sender()
-    part.sender.beat = time.monotonic() - 3600  # its loop has not gone round for an hour
+    part.work = Leading()
+    part.work.beat = time.monotonic() - 3600  # its loop has not gone round for an hour
     assert ready(client, 503)["failing"] == ["webhook_sender"]
 
 

@@ -131,3 +131,73 @@ def test_killed_workers_are_replaced_and_every_event_arrives(kind, tmp_path):
         finally:
             server.kill()
         assert_all_signed(receiver, secret, committed_events(url))
+
+
+def sender_processes(server: LiveServer) -> dict[int, int]:
+    """The serve's sender processes (pid → parent pid): a worker's child running
+    `certapi.webhooks.worker --tied`."""
+    workers = worker_pids(server)
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if b"certapi.webhooks.worker" in argv and b"--tied" in argv and parent in workers:
+            found[int(entry)] = parent
+    return found
+
+
+def one_sender(server: LiveServer, other_than: int = 0, seconds: float = 30) -> tuple[int, int]:
+    """Wait until exactly one sender process runs, not ``other_than``: (pid, its parent)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = sender_processes(server)
+        if len(found) == 1 and other_than not in found:
+            return next(iter(found.items()))
+        assert time.monotonic() < deadline, (found, server.log())
+        time.sleep(0.2)
+
+
+def gone(pid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.parametrize("kind", backends())
+def test_the_sender_is_a_child_of_the_leader_and_never_outlives_it(kind, tmp_path):
+    """The leader sends through a child process of its own: a killed child is replaced;
+    a killed leader's child stops (nobody left to supervise it) and the new leader starts
+    its own; every committed event arrives, signed."""
+    with fresh_database(kind, tmp_path, "child") as url, \
+            Receiver(lambda r: Answer(200)) as receiver:
+        server = LiveServer(url, tmp_path / "serve.log", workers=2).start()
+        try:
+            headers = new_account(url)
+            secret = subscribe(server, headers, receiver.url)
+            certification = published(server, headers)
+            child, leader = one_sender(server)
+            with Writer(server.url, headers, certification) as writer:
+                time.sleep(1)
+                os.kill(child, signal.SIGKILL)
+                child, leader = one_sender(server, other_than=child)
+                time.sleep(1)
+                os.kill(leader, signal.SIGKILL)
+                assert gone(child), server.log()  # no sender without its leader
+                child, leader = one_sender(server, other_than=child)
+                time.sleep(1)
+            assert writer.acknowledged > 0
+            wait_for_all(receiver, committed_events(url))
+            assert leaders(url) == 1
+            every_answer_ready(server)
+        finally:
+            server.kill()
+        assert gone(child)  # the kill of the serve's process group took it too
+        assert_all_signed(receiver, secret, committed_events(url))

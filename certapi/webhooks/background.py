@@ -13,13 +13,28 @@ runs out, as before. Safety never rested on there being one sender: two leaders 
 moment (a PostgreSQL connection lost and its lock taken over) still send each attempt
 once, as any number of `certapi worker`s do.
 
-The leader beats while its sender loop goes round: it touches the lock file (SQLite)
-or runs a query on its lock's connection (PostgreSQL, whose ``state_change`` in
-``pg_stat_activity`` every worker can read). Readiness reads that beat in every
-worker, so ``webhook_sender`` says whether the serve's one sender is alive."""
+The leader does not send itself: it runs `certapi worker` as a child process tied to
+it (``Delegate``) and supervises it. Sending costs CPU (urllib3, the kernel, a log line
+per delivery), and in a thread of a serve worker that CPU was taken under the worker's
+GIL, which its request threads then waited for: with one subscribed endpoint the
+workers' write throughput fell to 0.71-0.87 of none, against 0.92-1.25 with the sender
+in a process of its own (bench/PROFILE.md, "The sender in a process of its own"). The
+child reads its stdin until end of file: when the leader dies, even by kill -9, the
+kernel closes that pipe and the child stops (what it claimed comes back when the lease
+runs out, so a child winding down beside its successor sends no attempt twice). It
+writes its sender's beat to its stdout, which the leader reads.
+
+The leader beats while its child's sender loop goes round: it touches the lock file
+(SQLite) or runs a query on its lock's connection (PostgreSQL, whose ``state_change``
+in ``pg_stat_activity`` every worker can read). Readiness reads that beat in every
+worker, so ``webhook_sender`` says whether the serve's one sender is alive. An
+in-memory database, which no other process can open, keeps the sender and the scan
+in threads of the serving process (``InProcess``)."""
 import fcntl
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Protocol
@@ -163,13 +178,86 @@ def lock_for_database() -> Lock:
     return FileLock(f"{path}.sender")
 
 
+class Work(Protocol):
+    """The sender and the expiry scan while this process leads."""
+
+    settings: WebhookSettings
+
+    @property
+    def beat(self) -> float: ...  # time.monotonic() when the sender's loop last went round
+
+    def alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class InProcess:
+    """The sender and the scan as threads of this process."""
+
+    def __init__(self) -> None:
+        self.sender, self.scanner = Sender(), expiry.ExpiryScanner()
+        self.settings = self.sender.settings
+        self.thread = threading.Thread(target=self.sender.run, name="webhook-sender", daemon=True)
+        threading.Thread(target=self.scanner.run, name="expiry-scan", daemon=True).start()
+        self.thread.start()
+
+    @property
+    def beat(self) -> float:
+        return self.sender.beat
+
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.sender.stop()
+        self.scanner.stop()
+
+
+class Delegate:
+    """`certapi worker` as a child of this process, tied to it by its stdin (see the
+    module's docstring); its environment is this process's, so it opens the same
+    database, logs in the same format and counts into the same metrics directory."""
+
+    def __init__(self) -> None:
+        self.settings = WebhookSettings.from_env()
+        self.beat = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "certapi.webhooks.worker", "--tied"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        threading.Thread(target=self._read_beats, name="webhook-beats", daemon=True).start()
+
+    def _read_beats(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                self.beat = float(line)
+            except ValueError:  # not a beat: a stray write to the child's stdout
+                pass
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Ask the child to stop (it ends the batch it sends), and make sure it does."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            threading.Thread(target=self._reap, name="webhook-reap", daemon=True).start()
+
+    def _reap(self) -> None:
+        try:
+            self.process.wait(self.settings.longest_send_seconds + 5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 class Background:
     """This process's part: stand by, and while leading run a sender and the scan."""
 
     def __init__(self, lock: Lock):
         self.lock = lock
         self.stopping = threading.Event()
-        self.sender: Sender | None = None  # while this process leads
+        self.work: Work | None = None  # while this process leads
         self.thread = threading.Thread(target=self.run, name="webhook-standby", daemon=True)
         self.beat = time.monotonic()  # when the standby loop last went round
         self._leader_seen = time.monotonic()
@@ -177,7 +265,7 @@ class Background:
     def healthy_for(self) -> float:
         """How long a loop may stay silent before it counts as stalled: longer than a
         batch of sends can take."""
-        settings = self.sender.settings if self.sender else WebhookSettings.from_env()
+        settings = self.work.settings if self.work else WebhookSettings.from_env()
         return settings.lease_seconds + settings.poll_seconds + 30
 
     def run(self) -> None:
@@ -192,24 +280,25 @@ class Background:
             self.stopping.wait(RETRY_SECONDS)
 
     def _lead(self) -> None:
-        log.info("webhook sender and expiry scan run in this process (pid %d)", os.getpid())
-        sender, scanner = Sender(), expiry.ExpiryScanner()
-        sending = threading.Thread(target=sender.run, name="webhook-sender", daemon=True)
-        threading.Thread(target=scanner.run, name="expiry-scan", daemon=True).start()
-        sending.start()
-        self.sender = sender
+        work: Work
+        if isinstance(self.lock, Solo):
+            work, where = InProcess(), "in this process"
+        else:
+            work = delegate = Delegate()
+            where = f"in process {delegate.process.pid}"
+        log.info("webhook sender and expiry scan run %s (leader: pid %d)", where, os.getpid())
+        self.work = work
         try:
             while not self.stopping.wait(BEAT_SECONDS):
                 self.beat = time.monotonic()
-                if not sending.is_alive() or time.monotonic() - sender.beat > self.healthy_for():
+                if not work.alive() or time.monotonic() - work.beat > self.healthy_for():
                     # A stalled loop keeps no lock: another worker may do better.
-                    log.error("webhook sender stalled: handing the lead over")
+                    log.error("webhook sender stalled or gone: handing the lead over")
                     return
                 self.lock.beat()
         finally:
-            self.sender = None
-            sender.stop()
-            scanner.stop()
+            self.work = None
+            work.stop()
             self.lock.release()
 
     def state(self) -> str:
@@ -219,9 +308,9 @@ class Background:
         limit = self.healthy_for()
         if not self.thread.is_alive() or time.monotonic() - self.beat > limit:
             return "stopped"
-        sender = self.sender
-        if sender is not None:
-            return "ok" if time.monotonic() - sender.beat <= limit else "stopped"
+        work = self.work
+        if work is not None:
+            return "ok" if time.monotonic() - work.beat <= limit else "stopped"
         try:
             silent = self.lock.leader_silent_for()
         except Exception:  # the database (PostgreSQL's lock table) cannot tell right now

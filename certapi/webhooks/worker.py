@@ -1,14 +1,23 @@
 """`certapi worker`: webhook delivery and the expiry scan as a process of its own, for
 deployments that scale senders apart from the HTTP API (any number may run beside
-`certapi serve`)."""
+`certapi serve`). The leading worker of `certapi serve` runs the same loop as its child
+(``python -m certapi.webhooks.worker --tied``, certapi.webhooks.background)."""
 import signal
+import sys
+import threading
+from collections.abc import Callable
 
 from certapi.webhooks import expiry
 from certapi.webhooks.delivery import Sender
 
+# How often a tied worker reports its sender's beat to its parent.
+BEAT_SECONDS = 1.0
 
-def run_worker() -> int:
-    """Deliver and scan until SIGTERM or SIGINT; the database must already be bound."""
+
+def run_worker(tied: bool = False) -> int:
+    """Deliver and scan until SIGTERM or SIGINT; the database must already be bound.
+    ``tied``: also until stdin ends (the parent is gone), reporting the sender's beat on
+    stdout meanwhile."""
     from certapi.app import configure_logging
     from models.migrate import migrate
 
@@ -23,5 +32,30 @@ def run_worker() -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    if tied:
+        threading.Thread(target=_until_end_of_input, args=(stop,), daemon=True).start()
+        threading.Thread(target=_report_beats, args=(sender, stop), daemon=True).start()
     sender.run()
     return 0
+
+
+def _until_end_of_input(stop: Callable[[], None]) -> None:
+    sys.stdin.buffer.read()  # nothing is ever written: this returns when the parent is gone
+    stop()
+
+
+def _report_beats(sender: Sender, stop: Callable[[], None]) -> None:
+    while not sender.stopping.wait(BEAT_SECONDS):
+        try:
+            sys.stdout.write(f"{sender.beat}\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):  # nobody reads any more
+            stop()
+            return
+
+
+if __name__ == "__main__":
+    from models.db import init_database
+
+    init_database()
+    sys.exit(run_worker(tied="--tied" in sys.argv[1:]))
