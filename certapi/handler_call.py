@@ -11,6 +11,7 @@ swaps each operation's view for one that keeps its stack (measured: 2-3 % of the
 of a read or a progress report in process)."""
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -48,20 +49,27 @@ class PreparedOperation:
         return self.call(FlaskFramework.get_request(uri_parser=self._uri_parser()))
 
 
-def install(flask_app: flask.Flask) -> None:
-    """Swap Connexion's operation views for prepared ones. Connexion adds the views when
-    its stack is first built, on the first request, so they are swapped then; install
-    this before anything that wraps the views (certapi.idempotency)."""
+def replace_views_once(flask_app: flask.Flask, replace: Callable[[str, Any], Any]) -> None:
+    """On the first request, before its view is looked up, set each view of ``flask_app``
+    to ``replace(endpoint, view)``: Connexion adds its operations' views only when its
+    stack is first built, on the first request. Hooks run in the order installed, so a
+    later one sees what an earlier one left."""
     done = threading.Event()
     guard = threading.Lock()
 
     @flask_app.before_request
-    def _prepare_views() -> None:
+    def _replace_views() -> None:
         if done.is_set():
             return
         with guard:
             if not done.is_set():
                 for endpoint, view in list(flask_app.view_functions.items()):
-                    if isinstance(view, FlaskOperation):
-                        flask_app.view_functions[endpoint] = PreparedOperation(view)
+                    flask_app.view_functions[endpoint] = replace(endpoint, view)
                 done.set()
+
+
+def install(flask_app: flask.Flask) -> None:
+    """Swap Connexion's operation views for prepared ones; install this before anything
+    that wraps the views (certapi.idempotency)."""
+    replace_views_once(flask_app, lambda _endpoint, view: (
+        PreparedOperation(view) if isinstance(view, FlaskOperation) else view))

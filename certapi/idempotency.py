@@ -108,7 +108,6 @@ class Idempotency:
     def __init__(self, ttl_hours: int):
         self.ttl = datetime.timedelta(hours=ttl_hours)
         self._file_latch: FileLatch | None = None
-        self.wrapped = False
 
     # --- the latch: one running request per key ---------------------------------------
 
@@ -223,21 +222,12 @@ def _error_response(error: ApiError) -> flask.Response:
 
 
 def install(flask_app: flask.Flask, settings: Settings) -> Idempotency:
-    """Wrap every operation's view of ``flask_app``. Connexion adds the views when its
-    stack is first built, on the first request, so they are wrapped then, before that
-    request's view is looked up."""
+    """Wrap every operation's view of ``flask_app`` (on the first request: Connexion adds
+    the views then)."""
+    from certapi.handler_call import replace_views_once
+
     layer = Idempotency(settings.idempotency_ttl_hours)
-    guard = threading.Lock()
-
-    @flask_app.before_request
-    def _wrap_views() -> None:
-        if layer.wrapped:
-            return
-        with guard:
-            for endpoint, view in list(flask_app.view_functions.items()):
-                if endpoint != "static" and not getattr(view, "idempotent", False):
-                    flask_app.view_functions[endpoint] = layer.wrap(view)
-            layer.wrapped = True
-
+    replace_views_once(flask_app, lambda endpoint, view: (
+        view if endpoint == "static" or getattr(view, "idempotent", False) else layer.wrap(view)))
     flask_app.extensions["certapi_idempotency"] = layer
     return layer

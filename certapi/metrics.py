@@ -10,7 +10,6 @@ cover every sender (serve's workers and `certapi worker` processes alike).
 
 ``CERTAPI_METRICS=off`` leaves ``/metrics`` out (a 404) and records nothing.
 """
-import datetime
 import logging
 import os
 from collections.abc import Iterable
@@ -117,28 +116,6 @@ class Recorder:
         sample_pool()
 
 
-def _unwritten_deliveries() -> tuple[int, datetime.datetime | None]:
-    """The deliveries to enabled endpoints that committed events still name in their
-    ``fanout`` column (a sender has not written their rows yet), and the oldest such
-    event's time. A read of the events' partial index: nothing when none waits."""
-    from models import Event, WebhookEndpoint
-
-    waiting = list(Event.select(Event.fanout, Event.created_at)
-                   .where(Event.fanout.is_null(False)).order_by(Event.created_at).tuples().execute())
-    if not waiting:
-        return 0, None
-    named = sorted({uuid for fanout, _ in waiting for uuid in fanout.split(",")})
-    enabled = {uuid for (uuid,) in WebhookEndpoint.select(WebhookEndpoint.uuid)
-               .where(WebhookEndpoint.uuid.in_(named) & WebhookEndpoint.enabled).tuples().execute()}
-    depth, oldest = 0, None
-    for fanout, created_at in waiting:
-        count = sum(1 for uuid in fanout.split(",") if uuid in enabled)
-        if count and oldest is None:
-            oldest = created_at
-        depth += count
-    return depth, oldest
-
-
 class QueueCollector(Collector):
     """The webhook queue as the database holds it when scraped: pending deliveries to
     enabled endpoints (a disabled endpoint's stay pending until it is enabled again and
@@ -146,6 +123,7 @@ class QueueCollector(Collector):
     write included, and the age of the oldest of them."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        from certapi.webhooks import fanout
         from models import WebhookDelivery, WebhookEndpoint
         from models.base import utcnow
 
@@ -158,7 +136,7 @@ class QueueCollector(Collector):
                            .where((WebhookDelivery.status == "pending") & WebhookEndpoint.enabled))
                 depth = pending.count()
                 first = pending.order_by(WebhookDelivery.created_at).first()
-                unwritten, unwritten_since = _unwritten_deliveries()
+                unwritten, unwritten_since = fanout.unwritten()
         except OUTAGE as exc:
             log.warning("metrics: cannot read the webhook queue (%s)", type(exc).__name__)
             up.add_metric([], 0)

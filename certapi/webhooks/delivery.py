@@ -97,25 +97,22 @@ def _due(limit: int) -> list[str]:
     return [row.uuid for row in query]
 
 
-def claim(uuids: list[str], settings: WebhookSettings,
-          token: str | None = None) -> tuple[str, list[Claimed]]:
-    """Take the deliveries of ``uuids`` that no one else took, under ``token`` (a new
-    claim when None); (claim, every delivery held under it, those a fan-out created
-    claimed included)."""
-    token, now = token or str(uuidlib.uuid4()), utcnow()
-    until = now + datetime.timedelta(seconds=settings.lease_seconds)
+def claim(uuids: list[str], lease: fanout.Claim) -> list[Claimed]:
+    """Take the deliveries of ``uuids`` that no one else took, under ``lease``; every
+    delivery held under it, those a fan-out created claimed included."""
+    now = utcnow()
     if uuids:
         with database.atomic():
             (WebhookDelivery
-             .update(claim=token, next_attempt_at=until, attempts=WebhookDelivery.attempts + 1,
-                     updated_at=now)
+             .update(claim=lease.token, next_attempt_at=lease.until,
+                     attempts=WebhookDelivery.attempts + 1, updated_at=now)
              .where(WebhookDelivery.uuid.in_(uuids) & (WebhookDelivery.status == "pending")
                     & (WebhookDelivery.next_attempt_at <= now))
              .execute())
     claimed = (WebhookDelivery.select(*_CLAIMED_COLUMNS)
                .join(WebhookEndpoint).switch(WebhookDelivery).join(Event, JOIN.INNER)
-               .where(WebhookDelivery.claim == token).tuples())
-    return token, [Claimed(*row) for row in claimed.execute()]
+               .where(WebhookDelivery.claim == lease.token).tuples())
+    return [Claimed(*row) for row in claimed.execute()]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -330,14 +327,15 @@ class Sender:
         no claim transaction of its own: only retries and the rest are claimed after."""
         claimed_at = time.monotonic()
         with database.connection_context():
-            token = str(uuidlib.uuid4())
-            until = utcnow() + datetime.timedelta(seconds=self.settings.lease_seconds)
-            fanned, fresh = fanout.fan_out(claim=fanout.Claim(token, until, BATCH))
+            lease = fanout.Claim(str(uuidlib.uuid4()),
+                                 utcnow() + datetime.timedelta(seconds=self.settings.lease_seconds),
+                                 BATCH)
+            fanned, fresh = fanout.fan_out(claim=lease)
             self.behind = fanned >= fanout.EVENTS_PER_FAN_OUT
             due = _due(BATCH - len(fresh)) if len(fresh) < BATCH else []
             if not due and not fresh:
                 return 0
-            token, claimed = claim(due, self.settings, token)
+            claimed = claim(due, lease)
         # A send started after this ends before the lease does, so no other sender
         # takes the delivery while it is on its way; what a slow lane did not start by
         # then is handed back unsent.
@@ -352,7 +350,7 @@ class Sender:
 
         list(self.pool.map(run_lane, lanes(claimed)))
         with database.connection_context():
-            record_batch(claimed, token, outcomes, self.settings)
+            record_batch(claimed, lease.token, outcomes, self.settings)
         return len(claimed)
 
     def run(self) -> None:

@@ -31,6 +31,16 @@ class Claim:
     limit: int
 
 
+def names(endpoints: list[str]) -> str | None:
+    """The ``fanout`` value of an event for ``endpoints`` (their uuids): None for none."""
+    return ",".join(endpoints) or None
+
+
+def named(value: str) -> list[str]:
+    """The endpoint uuids a ``fanout`` value names."""
+    return value.split(",")
+
+
 def _waiting(account: str | None) -> Any:
     query = Event.select(Event.uuid).where(Event.fanout.is_null(False))
     if account is not None:
@@ -67,9 +77,9 @@ def _take(limit: int, account: str | None, claim: Claim | None,
         events = list(query.tuples().execute())
         if not events:
             return 0, []
-        named = {uuid for *_, fanout in events for uuid in fanout.split(",")}
+        wanted = {uuid for *_, fanout in events for uuid in named(fanout)}
         endpoints = (WebhookEndpoint.select(WebhookEndpoint.uuid, WebhookEndpoint.enabled)
-                     .where(among(WebhookEndpoint.uuid, sorted(named))))
+                     .where(among(WebhookEndpoint.uuid, sorted(wanted))))
         if database.for_update:
             # An endpoint deleted meanwhile waits for this commit, then takes these rows
             # with it (its INSERT would otherwise fail the foreign key).
@@ -80,7 +90,7 @@ def _take(limit: int, account: str | None, claim: Claim | None,
         rows: list[dict[str, Any]] = []
         claimed: list[str] = []
         for event_uuid, event_type, created_at, fanout in events:
-            for endpoint in fanout.split(","):
+            for endpoint in named(fanout):
                 if endpoint not in enabled:
                     continue
                 # Stamped with the event's time: the log orders, and the metrics' lag
@@ -98,3 +108,24 @@ def _take(limit: int, account: str | None, claim: Claim | None,
          .where(among(Event.uuid, [uuid for uuid, *_ in events])).execute())
     return len(events), claimed
 
+
+
+def unwritten() -> tuple[int, datetime.datetime | None]:
+    """The deliveries to enabled endpoints that committed events still name in their
+    ``fanout`` column (no sender has written their rows yet), and the oldest such event's
+    time (for the queue's metrics). A read of the events' partial index: nothing when
+    none waits."""
+    waiting = list(Event.select(Event.fanout, Event.created_at)
+                   .where(Event.fanout.is_null(False)).order_by(Event.created_at).tuples().execute())
+    if not waiting:
+        return 0, None
+    wanted = sorted({uuid for fanout, _ in waiting for uuid in named(fanout)})
+    enabled = {uuid for (uuid,) in WebhookEndpoint.select(WebhookEndpoint.uuid)
+               .where(WebhookEndpoint.uuid.in_(wanted) & WebhookEndpoint.enabled).tuples().execute()}
+    depth, oldest = 0, None
+    for fanout, created_at in waiting:
+        count = sum(1 for uuid in named(fanout) if uuid in enabled)
+        if count and oldest is None:
+            oldest = created_at
+        depth += count
+    return depth, oldest

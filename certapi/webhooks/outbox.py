@@ -8,6 +8,7 @@ import datetime
 import json
 from typing import Any
 
+from certapi.webhooks import fanout
 from models import Event, WebhookEndpoint, database
 from models.base import new_uuid, rfc3339, utcnow
 from models.bulk import insert_rows
@@ -50,20 +51,13 @@ def _record(emissions: list[Emission],
     for _, event_type, _, _ in emissions:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type}")
-    if endpoints is None:
+    given = endpoints is not None
+    if endpoints is None:  # those subscribed: the accounts' enabled endpoints that want the type
         accounts = sorted({account for account, _, _, _ in emissions})
-        chosen = list(WebhookEndpoint
-                      .select(WebhookEndpoint.uuid, WebhookEndpoint.account,
-                              WebhookEndpoint.event_types)
-                      .where(WebhookEndpoint.account.in_(accounts) & WebhookEndpoint.enabled))
-
-        def receivers(account: str, event_type: str) -> list[str]:
-            return [e.uuid for e in chosen if e.account_id == account and e.wants(event_type)]
-    else:
-        given = [endpoint.uuid for endpoint in endpoints]
-
-        def receivers(account: str, event_type: str) -> list[str]:
-            return given
+        endpoints = list(WebhookEndpoint
+                         .select(WebhookEndpoint.uuid, WebhookEndpoint.account,
+                                 WebhookEndpoint.event_types)
+                         .where(WebhookEndpoint.account.in_(accounts) & WebhookEndpoint.enabled))
     now = utcnow()
     events: list[dict[str, Any]] = []
     for n, (account, event_type, data, enrollment_uuid) in enumerate(emissions):
@@ -73,7 +67,8 @@ def _record(emissions: list[Emission],
             "enrollment_uuid": enrollment_uuid, "created_at": at,
             "payload": json.dumps({"type": event_type, "timestamp": rfc3339(at), "data": data},
                                   separators=(",", ":")),
-            "fanout": ",".join(receivers(account, event_type)) or None})
+            "fanout": fanout.names([e.uuid for e in endpoints if given or (
+                e.account_id == account and e.wants(event_type))])})
     with database.atomic():  # all of them or none, in a transaction of its own or the caller's
         insert_rows(Event, events)
     return events
