@@ -16,11 +16,9 @@ from tests.test_webhook_processes import (
     Writer,
     committed_events,
     fast_delivery,  # noqa: F401 (an autouse fixture, used here too)
-    published,
-    subscribe,
+    hooked_serve,
     wait_for_all,
 )
-from tests.webhook_receiver import Answer, Receiver
 
 REQUESTS = 200
 
@@ -92,19 +90,12 @@ def test_one_worker_counts_what_its_sender_process_delivers(kind, tmp_path, monk
     /metrics counts the deliveries the child made."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.delenv("CERTAPI_METRICS", raising=False)
-    with fresh_database(kind, tmp_path, "metrics") as url, \
-            Receiver(lambda r: Answer(200)) as receiver:
-        server = LiveServer(url, tmp_path / "serve.log", workers=1).start()
-        try:
-            headers = new_account(url)
-            subscribe(server, headers, receiver.url)
-            certification = published(server, headers)
-            with Writer(server.url, headers, certification) as writer:
-                time.sleep(1)
-            assert writer.acknowledged > 0
-            wait_for_all(receiver, committed_events(url))
-            sent = query(url, "SELECT count(*) FROM webhook_delivery WHERE status = 'succeeded'")[0][0]
-            assert sent >= 3 * writer.acknowledged
-            assert delivered(server) == sent
-        finally:
-            server.kill()
+    with hooked_serve(kind, tmp_path, workers=1, name="metrics") as hooked:
+        with Writer(hooked.server.url, hooked.headers, hooked.certification) as writer:
+            time.sleep(1)
+        assert writer.acknowledged > 0
+        wait_for_all(hooked.receiver, committed_events(hooked.url))
+        sent = query(hooked.url,
+                     "SELECT count(*) FROM webhook_delivery WHERE status = 'succeeded'")[0][0]
+        assert sent >= 3 * writer.acknowledged
+        assert delivered(hooked.server) == sent

@@ -11,17 +11,15 @@ from playhouse.db_url import connect
 
 from certapi.webhooks import background
 from tests.databases import NO_SERVER, backends, fresh_database, query, server_url
-from tests.live_server import LiveServer, new_account
+from tests.live_server import LiveServer
 from tests.test_webhook_processes import (
     Writer,
     assert_all_signed,
     committed_events,
     fast_delivery,  # noqa: F401 (an autouse fixture, used here too)
-    published,
-    subscribe,
+    hooked_serve,
     wait_for_all,
 )
-from tests.webhook_receiver import Answer, Receiver
 
 
 def test_one_file_lock_holder_at_a_time(tmp_path):
@@ -109,28 +107,21 @@ def every_answer_ready(server: LiveServer, times: int = 12) -> None:
 def test_killed_workers_are_replaced_and_every_event_arrives(kind, tmp_path):
     """Each original worker in turn is killed with SIGKILL while changes are written;
     whichever led, another takes over and every committed event arrives, signed."""
-    with fresh_database(kind, tmp_path, "hooks") as url, \
-            Receiver(lambda r: Answer(200)) as receiver:
-        server = LiveServer(url, tmp_path / "serve.log", workers=3).start()
-        try:
-            headers = new_account(url)
-            secret = subscribe(server, headers, receiver.url)
-            certification = published(server, headers)
-            assert leaders(url) == 1
-            every_answer_ready(server)
-            for pid in sorted(worker_pids(server)):
-                with Writer(server.url, headers, certification) as writer:
-                    time.sleep(1)
-                    os.kill(pid, signal.SIGKILL)
-                    time.sleep(1.5)
-                assert writer.acknowledged > 0
-                wait_for_all(receiver, committed_events(url))
-            assert len(worker_pids(server)) == 3  # gunicorn replaced every one
-            assert leaders(url) == 1
-            every_answer_ready(server)
-        finally:
-            server.kill()
-        assert_all_signed(receiver, secret, committed_events(url))
+    with hooked_serve(kind, tmp_path, workers=3) as hooked:
+        server, url = hooked.server, hooked.url
+        assert leaders(url) == 1
+        every_answer_ready(server)
+        for pid in sorted(worker_pids(server)):
+            with Writer(server.url, hooked.headers, hooked.certification) as writer:
+                time.sleep(1)
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(1.5)
+            assert writer.acknowledged > 0
+            wait_for_all(hooked.receiver, committed_events(url))
+        assert len(worker_pids(server)) == 3  # gunicorn replaced every one
+        assert leaders(url) == 1
+        every_answer_ready(server)
+        assert_all_signed(hooked.receiver, hooked.secret, committed_events(url))
 
 
 def sender_processes(server: LiveServer) -> dict[int, int]:
@@ -176,28 +167,22 @@ def test_the_sender_is_a_child_of_the_leader_and_never_outlives_it(kind, tmp_pat
     """The leader sends through a child process of its own: a killed child is replaced;
     a killed leader's child stops (nobody left to supervise it) and the new leader starts
     its own; every committed event arrives, signed."""
-    with fresh_database(kind, tmp_path, "child") as url, \
-            Receiver(lambda r: Answer(200)) as receiver:
-        server = LiveServer(url, tmp_path / "serve.log", workers=2).start()
-        try:
-            headers = new_account(url)
-            secret = subscribe(server, headers, receiver.url)
-            certification = published(server, headers)
-            child, leader = one_sender(server)
-            with Writer(server.url, headers, certification) as writer:
-                time.sleep(1)
-                os.kill(child, signal.SIGKILL)
-                child, leader = one_sender(server, other_than=child)
-                time.sleep(1)
-                os.kill(leader, signal.SIGKILL)
-                assert gone(child), server.log()  # no sender without its leader
-                child, leader = one_sender(server, other_than=child)
-                time.sleep(1)
-            assert writer.acknowledged > 0
-            wait_for_all(receiver, committed_events(url))
-            assert leaders(url) == 1
-            every_answer_ready(server)
-        finally:
-            server.kill()
+    with hooked_serve(kind, tmp_path, workers=2, name="child") as hooked:
+        server = hooked.server
+        child, leader = one_sender(server)
+        with Writer(server.url, hooked.headers, hooked.certification) as writer:
+            time.sleep(1)
+            os.kill(child, signal.SIGKILL)
+            child, leader = one_sender(server, other_than=child)
+            time.sleep(1)
+            os.kill(leader, signal.SIGKILL)
+            assert gone(child), server.log()  # no sender without its leader
+            child, leader = one_sender(server, other_than=child)
+            time.sleep(1)
+        assert writer.acknowledged > 0
+        wait_for_all(hooked.receiver, committed_events(hooked.url))
+        assert leaders(hooked.url) == 1
+        every_answer_ready(server)
+        assert_all_signed(hooked.receiver, hooked.secret, committed_events(hooked.url))
+        server.kill()
         assert gone(child)  # the kill of the serve's process group took it too
-        assert_all_signed(receiver, secret, committed_events(url))

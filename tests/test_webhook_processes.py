@@ -9,6 +9,9 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -84,6 +87,32 @@ class Writer:
 def published(server: LiveServer, headers: dict) -> str:
     return httpx.post(f"{server.url}/v1/certifications", headers=headers,
                       json={"name": "Hooks", "status": "published"}).json()["uuid"]
+
+
+@dataclass
+class Hooked:
+    """A running serve whose account is subscribed to a receiver."""
+    url: str  # the database's
+    server: LiveServer
+    receiver: Receiver
+    headers: dict
+    secret: str
+    certification: str  # a published one of the account
+
+
+@contextmanager
+def hooked_serve(kind: str, tmp_path, workers: int, name: str = "hooks") -> Iterator[Hooked]:
+    """`certapi serve --workers N` on a fresh database, an account subscribed to a
+    receiver that answers 200, and a published certification; killed at the end."""
+    with fresh_database(kind, tmp_path, name) as url, \
+            Receiver(lambda r: Answer(200)) as receiver:
+        server = LiveServer(url, tmp_path / "serve.log", workers=workers).start()
+        try:
+            headers = new_account(url)
+            secret = subscribe(server, headers, receiver.url)
+            yield Hooked(url, server, receiver, headers, secret, published(server, headers))
+        finally:
+            server.kill()
 
 
 @pytest.mark.parametrize("kind", backends())
