@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -106,6 +107,9 @@ class WorkerCpu:
         self.cpu: dict[str, float] = {}
         self.requests: dict[str, int] = {}
         self.load: list[float] = []
+        # Each server's sender process(es) (children of its leading worker): pid -> the
+        # CPU seconds it had used when last seen, so a replaced one still counts.
+        self.senders: dict[str, dict[int, float]] = {}
         original_init, original_wrk = bench_run.Server.__init__, bench_run.run_wrk
 
         def server_init(server, *args, **kwargs):
@@ -120,6 +124,9 @@ class WorkerCpu:
             if server:
                 self.cpu[server.name] = self.cpu.get(server.name, 0.0) + self._seconds(pids) - before
                 self.requests[server.name] = self.requests.get(server.name, 0) + result["requests"]
+                seen = self.senders.setdefault(server.name, {})
+                for child in children(pids):
+                    seen[child] = self._seconds([child])
             self.load.append(os.getloadavg()[0])
             return result
 
@@ -138,6 +145,20 @@ class WorkerCpu:
 
     def per_write_ms(self, name: str) -> float:
         return 1000 * self.cpu.get(name, 0.0) / max(1, self.requests.get(name, 0))
+
+    def sender_seconds(self, name: str) -> float:
+        """CPU the server's sender processes had used by the end of its last slice (from
+        their start: the warm-up's deliveries included, the drain after the last slice not)."""
+        return sum(self.senders.get(name, {}).values())
+
+
+def children(pids: list[int]) -> list[int]:
+    found = []
+    for pid in pids:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True).stdout
+        found += [int(child) for child in out.split()]
+    return found
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -166,6 +187,11 @@ def main(argv=None) -> int:
     print(f"  workers' CPU per write (all write scenarios): {plain_cpu:.2f} -> "
           f"{hooked_cpu:.2f} ms, {hooked_cpu / plain_cpu if plain_cpu else float('nan'):.2f}x "
           f"(0.85 needs under about 1.18x)")
+    sender_seconds = cpu.sender_seconds("webhooks")
+    if receiver.lags:
+        print(f"  the sender process's CPU: {sender_seconds:.1f} s, "
+              f"{1000 * sender_seconds / len(receiver.lags):.2f} ms per delivery "
+              f"(runs beside the workers on the same cores; not in the workers' figure)")
     if cpu.load:
         print(f"  load average (1 min) after each slice: {min(cpu.load):.1f} to {max(cpu.load):.1f}")
     lags = list(receiver.lags)

@@ -18,7 +18,7 @@ def run_worker(tied: bool = False) -> int:
     """Deliver and scan until SIGTERM or SIGINT; the database must already be bound.
     ``tied``: also until stdin ends (the parent is gone), reporting the sender's beat on
     stdout meanwhile."""
-    from certapi.app import configure_logging
+    from certapi.logs import configure as configure_logging
     from models.migrate import migrate
 
     configure_logging()
