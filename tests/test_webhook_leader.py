@@ -126,8 +126,8 @@ def test_killed_workers_are_replaced_and_every_event_arrives(kind, tmp_path):
 
 def sender_processes(server: LiveServer) -> dict[int, int]:
     """The serve's sender processes (pid → parent pid): a worker's child running
-    `certapi.webhooks.worker --tied`."""
-    workers = worker_pids(server)
+    `certapi.webhooks.worker --tied` (with one worker, the serve process is the worker)."""
+    workers = worker_pids(server) | {server.process.pid}
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -186,3 +186,21 @@ def test_the_sender_is_a_child_of_the_leader_and_never_outlives_it(kind, tmp_pat
         assert_all_signed(hooked.receiver, hooked.secret, committed_events(hooked.url))
         server.kill()
         assert gone(child)  # the kill of the serve's process group took it too
+
+
+def test_the_sender_process_stops_cleanly(tmp_path):
+    """A sender told to stop (SIGTERM, as a supervisor would) exits without an interpreter
+    abort while its leader lives, and the leader starts another; Ctrl-C in a terminal,
+    which signals the whole foreground process group, stops the one-worker serve and its
+    sender alike."""
+    with hooked_serve("sqlite", tmp_path, workers=1, name="stop") as hooked:
+        server = hooked.server
+        child, _ = one_sender(server)
+        os.kill(child, signal.SIGTERM)
+        assert gone(child), server.log()
+        child, _ = one_sender(server, other_than=child)
+        time.sleep(3)  # past its start: a Ctrl-C amid its imports ends it with a traceback
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(30) == 0, server.log()
+        assert gone(child), server.log()
+        assert "Fatal Python error" not in server.log(), server.log()

@@ -2,6 +2,7 @@
 deployments that scale senders apart from the HTTP API (any number may run beside
 `certapi serve`). The leading worker of `certapi serve` runs the same loop as its child
 (``python -m certapi.webhooks.worker --tied``, certapi.webhooks.background)."""
+import os
 import signal
 import sys
 import threading
@@ -39,17 +40,20 @@ def run_worker(tied: bool = False) -> int:
     return 0
 
 
+# Both pipes are used through their file descriptors, not sys.stdin/sys.stdout: a daemon
+# thread blocked inside a buffered stream holds its lock, and the interpreter's shutdown,
+# which flushes the standard streams, then aborts with a fatal error.
 def _until_end_of_input(stop: Callable[[], None]) -> None:
-    sys.stdin.buffer.read()  # nothing is ever written: this returns when the parent is gone
+    while os.read(0, 4096):  # nothing is ever written: this ends when the parent is gone
+        pass
     stop()
 
 
 def _report_beats(sender: Sender, stop: Callable[[], None]) -> None:
     while not sender.stopping.wait(BEAT_SECONDS):
         try:
-            sys.stdout.write(f"{sender.beat}\n")
-            sys.stdout.flush()
-        except (BrokenPipeError, ValueError):  # nobody reads any more
+            os.write(1, f"{sender.beat}\n".encode())
+        except OSError:  # nobody reads any more (EPIPE)
             stop()
             return
 
