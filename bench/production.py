@@ -7,7 +7,8 @@ subscription they deliver to.
 - Idempotency-Key on a share of the writes (bench/run.py --idempotency-share);
 - one webhook endpoint per account subscribed to a receiver in the bench process that
   answers 200 (bench/webhooks.py's), each worker running the background sender;
-- metrics: on in certapi (see ENV).
+- metrics: on in both (see ENV): the reference records every request through certapi's
+  recorder and request log, as certapi does, but serves no /metrics.
 """
 import sys
 import uuid
@@ -17,8 +18,7 @@ ENV = {
     "CERTAPI_WEBHOOK_ALLOW_PRIVATE": "1",
     "CERTAPI_WEBHOOK_BACKGROUND": "1",
     # Metrics recorded as `certapi serve --workers N` records them (multiprocess mode: bench/run.py
-    # gives each server its own PROMETHEUS_MULTIPROC_DIR). The reference has no /metrics; what
-    # recording costs certapi counts against certapi.
+    # gives each server its own PROMETHEUS_MULTIPROC_DIR), by both servers.
     "CERTAPI_METRICS": "on",
 }
 # `--plain` runs: no limiting, no subscriber (the sender still runs, with nothing to send), no keys.

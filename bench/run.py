@@ -54,6 +54,29 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROGRESS = 50
 
 
+def children_of(pids: list[int]) -> list[int]:
+    """The child processes of ``pids``."""
+    found = []
+    for pid in pids:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True).stdout
+        found += [int(child) for child in out.split()]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, threads included) ``pids`` have used so far; a process
+    gone meanwhile counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / CLOCK_TICKS
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,22 +127,13 @@ class Server:
         raise RuntimeError(f"{self.name} did not start in {timeout:.0f} s; see {self.log.name}")
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
-                             capture_output=True, text=True).stdout
-        return [int(pid) for pid in out.split()]
+        return children_of([self.process.pid])
 
     def worker_cpu_seconds(self) -> float:
         """CPU time (user + system) the workers have used so far, threads included: per
         request, a steadier figure than req/s on a shared machine, where a slice's rate
         follows whatever else runs."""
-        total = 0
-        for pid in self.worker_pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return total / CLOCK_TICKS
+        return cpu_seconds(self.worker_pids())
 
     def worker_memory(self) -> list[dict]:
         """Current and peak resident set size of each worker, in MB."""

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -100,8 +99,6 @@ class WorkerCpu:
     """Wraps bench/run.py's wrk runs to add up, per server, its workers' CPU seconds
     during its slices and the requests they answered."""
 
-    TICK = os.sysconf("SC_CLK_TCK")
-
     def __init__(self):
         self.servers: dict[str, object] = {}  # url -> bench_run.Server
         self.cpu: dict[str, float] = {}
@@ -119,29 +116,19 @@ class WorkerCpu:
         def run_wrk(url, *args, **kwargs):
             server = self.servers.get(url)
             pids = server.worker_pids() if server else []
-            before = self._seconds(pids)
+            before = bench_run.cpu_seconds(pids)
             result = original_wrk(url, *args, **kwargs)
             if server:
-                self.cpu[server.name] = self.cpu.get(server.name, 0.0) + self._seconds(pids) - before
+                self.cpu[server.name] = self.cpu.get(server.name, 0.0) + bench_run.cpu_seconds(pids) - before
                 self.requests[server.name] = self.requests.get(server.name, 0) + result["requests"]
                 seen = self.senders.setdefault(server.name, {})
-                for child in children(pids):
-                    seen[child] = self._seconds([child])
+                for child in bench_run.children_of(pids):
+                    seen[child] = bench_run.cpu_seconds([child])
             self.load.append(os.getloadavg()[0])
             return result
 
         bench_run.Server.__init__ = server_init
         bench_run.run_wrk = run_wrk
-
-    def _seconds(self, pids: list[int]) -> float:
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / self.TICK
 
     def per_write_ms(self, name: str) -> float:
         return 1000 * self.cpu.get(name, 0.0) / max(1, self.requests.get(name, 0))
@@ -150,15 +137,6 @@ class WorkerCpu:
         """CPU the server's sender processes had used by the end of its last slice (from
         their start: the warm-up's deliveries included, the drain after the last slice not)."""
         return sum(self.senders.get(name, {}).values())
-
-
-def children(pids: list[int]) -> list[int]:
-    found = []
-    for pid in pids:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                             text=True).stdout
-        found += [int(child) for child in out.split()]
-    return found
 
 
 def percentile(values: list[float], fraction: float) -> float:

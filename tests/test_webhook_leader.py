@@ -3,6 +3,7 @@ operating system or the database server drops when its holder dies, the others s
 by, and a killed leader is replaced without losing an event (both backends)."""
 import os
 import signal
+import threading
 import time
 
 import httpx
@@ -41,6 +42,32 @@ def test_one_file_lock_holder_at_a_time(tmp_path):
     second.release()
 
 
+def running(name: str) -> bool:
+    return any(thread.name == name for thread in threading.enumerate())
+
+
+def test_without_a_lock_to_share_the_sender_and_the_scan_are_threads(keep_database_binding):
+    """An in-memory database (no other process can open it): the serving process leads
+    alone and runs both loops as threads, which stop with it."""
+    standby = background.Background(background.Solo())
+    standby.thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while standby.work is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert isinstance(standby.work, background.InProcess)
+        assert standby.work.alive() and standby.state() == "ok"
+        assert running("webhook-sender") and running("expiry-scan")
+    finally:
+        standby.stop()
+        standby.thread.join(10)
+    deadline = time.monotonic() + 10
+    while (running("webhook-sender") or running("expiry-scan")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running("webhook-sender") and not running("expiry-scan")
+    assert standby.work is None
+
+
 @pytest.mark.skipif(server_url() is None, reason=NO_SERVER)
 def test_one_advisory_lock_holder_at_a_time(tmp_path, keep_database_binding):
     from models import database
@@ -64,20 +91,23 @@ def test_one_advisory_lock_holder_at_a_time(tmp_path, keep_database_binding):
             database.obj.close()
 
 
-def worker_pids(server: LiveServer) -> set[int]:
-    """The serve master's children (its gunicorn workers), from /proc."""
-    found = set()
+def processes() -> dict[int, int]:
+    """Every process on the machine: pid → parent pid, from /proc."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
+                found[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:  # gone meanwhile
             continue
-        if int(fields[1]) == server.process.pid:
-            found.add(int(entry))
     return found
+
+
+def worker_pids(server: LiveServer) -> set[int]:
+    """The serve master's children (its gunicorn workers)."""
+    return {pid for pid, parent in processes().items() if parent == server.process.pid}
 
 
 def leaders(url: str) -> int:
@@ -129,18 +159,16 @@ def sender_processes(server: LiveServer) -> dict[int, int]:
     `certapi.webhooks.worker --tied` (with one worker, the serve process is the worker)."""
     workers = worker_pids(server) | {server.process.pid}
     found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid, parent in processes().items():
+        if parent not in workers:
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 argv = cmdline.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if b"certapi.webhooks.worker" in argv and b"--tied" in argv and parent in workers:
-            found[int(entry)] = parent
+        if b"certapi.webhooks.worker" in argv and b"--tied" in argv:
+            found[pid] = parent
     return found
 
 

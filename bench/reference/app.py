@@ -36,7 +36,7 @@ from peewee import IntegrityError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from certapi import auth, csv_export, idempotency, ratelimit
+from certapi import auth, csv_export, idempotency, metrics, ratelimit
 from certapi.app import configure_logging
 from certapi.config import Settings
 from certapi.errors import BY_STATUS, ApiError, Conflict, Unauthorized, ValidationFailed, envelope
@@ -347,4 +347,6 @@ def create_app(settings: Settings | None = None):
         # As certapi.server.served_app: every worker stands by, one leader sends and scans.
         from certapi.webhooks import background
         background.start()
-    return RequestLog(app)
+    # Requests are counted and timed as in certapi (the same recorder, fed by the same
+    # request log); the reference serves no /metrics, which no bench run scrapes.
+    return RequestLog(app, record=metrics.Recorder() if settings.metrics else None)

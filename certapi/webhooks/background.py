@@ -195,10 +195,9 @@ class InProcess:
     """The sender and the scan as threads of this process."""
 
     def __init__(self) -> None:
-        self.sender, self.scanner = Sender(), expiry.ExpiryScanner()
+        self.sender, self.scanner = Sender(), expiry.start_background()
         self.settings = self.sender.settings
         self.thread = threading.Thread(target=self.sender.run, name="webhook-sender", daemon=True)
-        threading.Thread(target=self.scanner.run, name="expiry-scan", daemon=True).start()
         self.thread.start()
 
     @property
@@ -221,18 +220,23 @@ class Delegate:
     def __init__(self) -> None:
         self.settings = WebhookSettings.from_env()
         self.beat = time.monotonic()
+        # Unbuffered pipes: a daemon thread blocked in a buffered stream's read holds its
+        # lock, which the interpreter's shutdown may then wait for (as in the child).
         self.process = subprocess.Popen(
             [sys.executable, "-m", "certapi.webhooks.worker", "--tied"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         threading.Thread(target=self._read_beats, name="webhook-beats", daemon=True).start()
 
     def _read_beats(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            try:
-                self.beat = float(line)
-            except ValueError:  # not a beat: a stray write to the child's stdout
-                pass
+        pending = b""
+        while chunk := os.read(self.process.stdout.fileno(), 4096):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                try:
+                    self.beat = float(line)
+                except ValueError:  # not a beat: a stray write to the child's stdout
+                    pass
 
     def alive(self) -> bool:
         return self.process.poll() is None

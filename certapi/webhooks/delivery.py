@@ -377,11 +377,3 @@ class Sender:
     def stop(self) -> None:
         self.stopping.set()
         _wake.set()
-
-
-def start_background() -> Sender:
-    """Run a sender in a daemon thread of this process (`certapi serve` runs one per
-    serve instead: certapi.webhooks.background)."""
-    sender = Sender()
-    threading.Thread(target=sender.run, name="webhook-sender", daemon=True).start()
-    return sender
