@@ -25,7 +25,7 @@ from jsonschema.protocols import Validator
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import Receive, Scope
 
-from certapi import jsoncodec
+from certapi import jsoncodec, schema_check
 from certapi.errors import UnsupportedMediaType, ValidationFailed
 from certapi.middleware import with_header
 
@@ -33,6 +33,13 @@ from certapi.middleware import with_header
 @functools.cache
 def _ecma_regex(pattern: str) -> regress.Regex:
     return regress.Regex(pattern)
+
+
+def _ecma_matches(pattern: str, text: str) -> bool:
+    try:
+        return _ecma_regex(pattern).find(text) is not None
+    except UnicodeEncodeError:  # a lone surrogate is no text any pattern can match
+        return False
 
 
 def _ecma_pattern(validator: Validator, pattern: str, instance: t.Any,
@@ -43,25 +50,37 @@ def _ecma_pattern(validator: Validator, pattern: str, instance: t.Any,
     that every other implementation, and Schemathesis, refuse."""
     if not validator.is_type(instance, "string"):
         return
-    try:
-        matched = _ecma_regex(pattern).find(instance) is not None
-    except UnicodeEncodeError:  # a lone surrogate is no text any pattern can match
-        matched = False
-    if not matched:
+    if not _ecma_matches(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": _ecma_pattern})
-_validators: dict[int, tuple[dict, Validator]] = {}
+_validators: dict[int, tuple[dict, Validator, schema_check.Check | None]] = {}
+
+
+def _compiled(schema: dict) -> tuple[dict, Validator, schema_check.Check | None]:
+    """One compiled validator (and fast check) per schema object; the spec's schemas live
+    as long as the app."""
+    hit = _validators.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = (schema, RequestValidator(schema, format_checker=draft4_format_checker),
+               schema_check.compile_check(schema, RequestValidator.VALIDATORS, _ecma_matches,
+                                          draft4_format_checker))
+        _validators[id(schema)] = hit
+    return hit
 
 
 def schema_validator(schema: dict) -> Validator:
-    """One compiled validator per schema object; the spec's schemas live as long as the app."""
-    hit = _validators.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        hit = (schema, RequestValidator(schema, format_checker=draft4_format_checker))
-        _validators[id(schema)] = hit
-    return hit[1]
+    return _compiled(schema)[1]
+
+
+def first_error(schema: dict, instance: t.Any) -> ValidationError | None:
+    """The first error the request validator finds in ``instance``, or None; an instance
+    the schema's fast check accepts is not walked again (certapi.schema_check)."""
+    _, validator, check = _compiled(schema)
+    if check is not None and check(instance):
+        return None
+    return next(iter(validator.iter_errors(instance)), None)
 
 
 def _short(value: t.Any) -> str:
@@ -147,7 +166,7 @@ class BodyValidator(JSONRequestBodyValidator):
     def _validate(self, body: t.Any) -> t.Any:
         if body is None:
             raise ValidationFailed("body: Required")
-        error = next(iter(self._validator.iter_errors(body)), None)
+        error = first_error(self._schema, body)
         if error is not None:
             raise_for("body", error)
         return body
@@ -286,7 +305,7 @@ class ParamValidator(ParameterValidator):
                     if param.get("required"):
                         raise ValidationFailed(f"{location}/{name}: Required")
                     continue
-                error = next(iter(schema_validator(param["schema"]).iter_errors(value)), None)
+                error = first_error(param["schema"], value)
                 if error is not None:
                     raise_for(f"{location}/{name}", error)
 
