@@ -40,6 +40,10 @@ SUPPORTED = frozenset({
     "items", "minItems", "maxItems",
 })
 
+# What each size keyword counts, and its lower and upper bound's names.
+_SIZES = ((str, "minLength", "maxLength"), (list, "minItems", "maxItems"),
+          (dict, "minProperties", "maxProperties"))
+
 
 def compile_check(schema: t.Any, keywords: Iterable[str], matches: Callable[[str, str], bool],
                   formats: FormatChecker) -> Check | None:
@@ -82,18 +86,11 @@ def _compile(schema: t.Any, known: frozenset, matches: Callable[[str, str], bool
     if "pattern" in schema:
         pattern = schema["pattern"]
         checks.append(lambda v: not isinstance(v, str) or matches(pattern, v))
-    for keyword, fits in (("minLength", lambda n, bound: n >= bound),
-                          ("maxLength", lambda n, bound: n <= bound)):
-        if keyword in schema:
-            checks.append(_sized(str, schema[keyword], fits))
-    for keyword, fits in (("minItems", lambda n, bound: n >= bound),
-                          ("maxItems", lambda n, bound: n <= bound)):
-        if keyword in schema:
-            checks.append(_sized(list, schema[keyword], fits))
-    for keyword, fits in (("minProperties", lambda n, bound: n >= bound),
-                          ("maxProperties", lambda n, bound: n <= bound)):
-        if keyword in schema:
-            checks.append(_sized(dict, schema[keyword], fits))
+    for kind, least, most in _SIZES:
+        if least in schema:
+            checks.append(_sized(kind, schema[least], lambda n, bound: n >= bound))
+        if most in schema:
+            checks.append(_sized(kind, schema[most], lambda n, bound: n <= bound))
     if "minimum" in schema:
         low, strict = schema["minimum"], schema.get("exclusiveMinimum", False)
         checks.append(_numeric(lambda v: not (v <= low if strict else v < low)))

@@ -70,10 +70,6 @@ def _compiled(schema: dict) -> tuple[dict, Validator, schema_check.Check | None]
     return hit
 
 
-def schema_validator(schema: dict) -> Validator:
-    return _compiled(schema)[1]
-
-
 def first_error(schema: dict, instance: t.Any) -> ValidationError | None:
     """The first error the request validator finds in ``instance``, or None; an instance
     the schema's fast check accepts is not walked again (certapi.schema_check)."""
@@ -128,10 +124,6 @@ def raise_for(prefix: str, error: ValidationError) -> t.NoReturn:
 
 
 class BodyValidator(JSONRequestBodyValidator):
-    @property
-    def _validator(self) -> Validator:
-        return schema_validator(self._schema)
-
     async def _parse(self, stream: t.AsyncIterator[bytes], scope: Scope) -> t.Any:
         raw = b"".join([message async for message in stream])
         if not raw:

@@ -165,14 +165,12 @@ def test_refused_values(schema, value):
     ({"type": "string", "nullable": True, "pattern": UUID}, None),
     ({"type": "string", "nullable": True, "enum": ["a"]}, None),
     ({"type": "number", "minimum": 0}, 0),
-    ({"type": "number", "minimum": 0}, "not a number: the type keyword is absent"),
+    ({"minimum": 0}, "not a number, and no type keyword: minimum does not apply"),
     ({"type": "string", "format": "date-time"}, "2026-11-30T22:00:00Z"),
     ({"type": "string", "format": "uuid"}, "not checked: the checker knows no such format"),
     ({"type": "object", "properties": {"a": {"type": "string"}}, "example": {"a": 1}}, {"b": 2}),
 ])
 def test_accepted_values(schema, value):
-    if "type" in schema and schema["type"] == "number" and isinstance(value, str):
-        schema = {"minimum": 0}
     assert full_accepts(schema, value)
     assert compile_check(schema)(value) is True
 
